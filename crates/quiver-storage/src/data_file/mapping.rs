@@ -1,0 +1,156 @@
+//! The one module of quiver-storage with `unsafe` code: the read-only
+//! mappings of a data file and the only code that writes record bytes.
+//!
+//! Keeping the writer and the reader of record bytes side by side makes the
+//! soundness argument local (see the `quiver_guard` crate docs for the whole
+//! of it). The rule this module enforces is:
+//!
+//! * `committed_slots` only grows, and is raised only after every record
+//!   below it has been written ([`RecordMap::publish`]);
+//! * [`RecordMap::write_records`] refuses (panics on) any write that starts
+//!   below `committed_slots`, so a published record is never written again;
+//! * [`RecordMap::payload`] hands out borrows only below `committed_slots`,
+//!   which are below the file's length because they were written, and the
+//!   file is never shrunk below them (growth trims only above, see
+//!   `DataFile::allocate`);
+//! * regions are never unmapped before the map is dropped, and every borrow
+//!   is tied to `&self`.
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use quiver_guard::{Advice, MappedRegion};
+
+use crate::format::DATA_HEADER_BYTES;
+use crate::io::Io;
+
+/// Most mapped windows one data file may use.
+pub const MAX_REGIONS: usize = 1024;
+
+/// The mapped windows of one data file and its committed end.
+#[derive(Debug)]
+pub(crate) struct RecordMap {
+    regions: Box<[OnceLock<MappedRegion>]>,
+    region_count: AtomicUsize,
+    window_bytes: usize,
+    record_size_bytes: u64,
+    committed_slots: AtomicU64,
+}
+
+impl RecordMap {
+    /// Maps the first window (at file offset 0). Nothing is readable until
+    /// [`RecordMap::publish`] is called.
+    pub fn new(file: &File, window_bytes: usize, record_size_bytes: u64) -> io::Result<Self> {
+        let page = rustix::param::page_size();
+        let window_bytes = window_bytes.next_multiple_of(page);
+        if (window_bytes as u64) < DATA_HEADER_BYTES + 2 * record_size_bytes + page as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the map window is smaller than two records"));
+        }
+        let regions: Box<[OnceLock<MappedRegion>]> = (0..MAX_REGIONS).map(|_| OnceLock::new()).collect();
+        let map = Self {
+            regions,
+            region_count: AtomicUsize::new(0),
+            window_bytes,
+            record_size_bytes,
+            committed_slots: AtomicU64::new(0),
+        };
+        map.add_region(file, 0)?;
+        Ok(map)
+    }
+
+    fn add_region(&self, file: &File, file_offset: u64) -> io::Result<()> {
+        let n = self.region_count.load(Ordering::Acquire);
+        if n == MAX_REGIONS {
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "the data file outgrew every mapped window"));
+        }
+        // SAFETY: this map only ever lends out bytes below `committed_slots`,
+        // which were written before being published and are never written
+        // again (`write_records` asserts it); the file is never shrunk below
+        // them. The region lives until `self` is dropped.
+        let region = unsafe { MappedRegion::map_read_only(file, file_offset, self.window_bytes)? };
+        // Point reads of vectors are random; readahead would only pollute
+        // the page cache. The advice is a hint, so failure is ignored.
+        let _ = region.advise(Advice::Random);
+        self.regions[n].set(region).expect("region slots are filled in order by the single writer");
+        self.region_count.store(n + 1, Ordering::Release);
+        Ok(())
+    }
+
+    fn record_offset(&self, slot: u64) -> u64 {
+        DATA_HEADER_BYTES + slot * self.record_size_bytes
+    }
+
+    fn region_for(&self, offset: u64, len: u64) -> Option<&MappedRegion> {
+        let n = self.region_count.load(Ordering::Acquire);
+        self.regions[..n].iter().filter_map(OnceLock::get).find(|r| r.covers(offset, len))
+    }
+
+    /// Makes sure every record below `end_slot` lies inside some window,
+    /// mapping further windows as needed. Called by the writer before it
+    /// publishes records.
+    pub fn ensure_mapped(&self, file: &File, end_slot: u64) -> io::Result<()> {
+        let page = rustix::param::page_size() as u64;
+        loop {
+            let n = self.region_count.load(Ordering::Acquire);
+            let last = self.regions[n - 1].get().expect("published regions are set");
+            let covered_end = last.end_offset();
+            if end_slot == 0 || self.record_offset(end_slot) <= covered_end {
+                return Ok(());
+            }
+            // The first record that does not fit in the last window starts
+            // the next one, at the page holding it.
+            let first_out = (covered_end - DATA_HEADER_BYTES) / self.record_size_bytes;
+            let start = self.record_offset(first_out) / page * page;
+            self.add_region(file, start)?;
+        }
+    }
+
+    /// The number of slots readable through this map.
+    pub fn committed_slots(&self) -> u64 {
+        self.committed_slots.load(Ordering::Acquire)
+    }
+
+    /// Declares every record below `end_slot` written and immutable.
+    ///
+    /// # Panics
+    /// If `end_slot` would lower the committed end.
+    pub fn publish(&self, end_slot: u64) {
+        let previous = self.committed_slots.load(Ordering::Acquire);
+        assert!(end_slot >= previous, "the committed end only grows ({previous} -> {end_slot})");
+        self.committed_slots.store(end_slot, Ordering::Release);
+    }
+
+    /// Writes whole records starting at `first_slot`. Only the writer calls
+    /// this.
+    ///
+    /// # Panics
+    /// If `first_slot` is below the committed end: a published record must
+    /// never change.
+    pub fn write_records(&self, io: &Io, file: &File, path: &Path, first_slot: u64, bytes: &[u8]) -> io::Result<()> {
+        assert!(first_slot >= self.committed_slots(), "a write at slot {first_slot} would change a published record");
+        debug_assert!((bytes.len() as u64).is_multiple_of(self.record_size_bytes));
+        io.write_at(file, path, bytes, self.record_offset(first_slot))
+    }
+
+    /// The payload of a published record: `count` elements of `T` at
+    /// `payload_offset` bytes into the record. `None` for an unpublished slot.
+    #[inline]
+    pub fn payload<T: bytemuck::Pod>(&self, slot: u64, payload_offset: u64, count: usize) -> Option<&[T]> {
+        if slot >= self.committed_slots() {
+            return None;
+        }
+        let offset = self.record_offset(slot) + payload_offset;
+        let len = (count * size_of::<T>()) as u64;
+        let region = self.region_for(offset, len)?;
+        // SAFETY: `slot` is below `committed_slots`, so its bytes were written
+        // before `publish` (they exist in the file, which never shrinks below
+        // them) and `write_records` will never write them again; the borrow
+        // is tied to `&self`, which owns the region.
+        Some(unsafe { region.slice::<T>(offset, count) })
+    }
+}

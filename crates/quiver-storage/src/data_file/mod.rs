@@ -1,0 +1,192 @@
+//! One generation's data file: the header page, fixed-size append-only
+//! records, growth by `fallocate`, and reads through the mapping.
+//!
+//! This module owns file lengths (it never shrinks a file below the committed
+//! end) and the growth policy. It never decides what is live; that is the
+//! index's job.
+
+mod mapping;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::header::{DataFileHeader, HeaderError, StoreShape};
+use crate::format::record::RecordHeader;
+use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES, data_file_name};
+use crate::io::Io;
+use mapping::RecordMap;
+
+/// How a data file grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrowthPolicy {
+    /// Size of a new data file.
+    pub initial_bytes: u64,
+    /// Smallest growth step.
+    pub min_step_bytes: u64,
+    /// Largest growth step (growth doubles the file up to this step).
+    pub max_step_bytes: u64,
+}
+
+impl Default for GrowthPolicy {
+    fn default() -> Self {
+        Self { initial_bytes: 16 << 20, min_step_bytes: 64 << 20, max_step_bytes: 1 << 30 }
+    }
+}
+
+impl GrowthPolicy {
+    /// The preferred new length when `needed_bytes` must fit and the file is
+    /// `current_bytes` long.
+    pub fn target(&self, current_bytes: u64, needed_bytes: u64) -> u64 {
+        let step = current_bytes.clamp(self.min_step_bytes, self.max_step_bytes.max(self.min_step_bytes));
+        needed_bytes.max(current_bytes.saturating_add(step)).min(MAX_DATA_FILE_BYTES).max(needed_bytes)
+    }
+}
+
+/// An open data file.
+#[derive(Debug)]
+pub(crate) struct DataFile {
+    path: PathBuf,
+    file: File,
+    io: Io,
+    shape: StoreShape,
+    generation: u32,
+    record_size_bytes: u64,
+    map: RecordMap,
+}
+
+impl DataFile {
+    /// Creates the data file of `generation` in `dir`: header page written,
+    /// `initial_bytes` reserved, synced. The caller syncs the directory.
+    pub fn create(io: &Io, dir: &Path, generation: u32, shape: StoreShape, initial_bytes: u64) -> Result<()> {
+        let path = dir.join(data_file_name(generation));
+        let file = io.create_file(&path).context(|| format!("creating {}", path.display()))?;
+        let mut page = vec![0u8; DATA_HEADER_BYTES as usize];
+        let mut head = [0u8; DataFileHeader::ENCODED_LEN];
+        DataFileHeader { shape, generation }.encode_into(&mut head);
+        page[..head.len()].copy_from_slice(&head);
+        io.write_at(&file, &path, &page, 0).context(|| format!("writing the header of {}", path.display()))?;
+        let len = initial_bytes.max(DATA_HEADER_BYTES);
+        io.allocate(&file, &path, 0, len).context(|| format!("reserving {len} bytes for {}", path.display()))?;
+        io.sync_all(&file, &path).context(|| format!("syncing {}", path.display()))
+    }
+
+    /// Opens and checks the data file of `generation`. Nothing is readable
+    /// through the map until the caller publishes the recovered end.
+    pub fn open(
+        io: &Io,
+        dir: &Path,
+        generation: u32,
+        shape: StoreShape,
+        window_bytes: usize,
+        writable: bool,
+    ) -> Result<Self> {
+        let path = dir.join(data_file_name(generation));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(&path)
+            .context(|| format!("opening the data file {}", path.display()))?;
+        let mut head = [0u8; DataFileHeader::ENCODED_LEN];
+        let corrupt = |offset: u64, reason: String| Error::Corrupted { path: path.clone(), offset, reason };
+        file.read_exact_at(&mut head, 0).map_err(|_| corrupt(0, "the data file is shorter than its header".into()))?;
+        let header = match DataFileHeader::decode_from(&head) {
+            Ok(h) => h,
+            Err(HeaderError::BadMagic) => return Err(corrupt(0, "the data file header magic is wrong".into())),
+            Err(HeaderError::Corrupt(e)) => return Err(e.into_error(&path, 0)),
+            Err(HeaderError::Version(v)) => return Err(corrupt(8, format!("data file version {v} is not supported"))),
+        };
+        if header.shape != shape || header.generation != generation {
+            return Err(corrupt(12, "the data file header disagrees with the store's format header".into()));
+        }
+        let record_size_bytes = u64::from(shape.record_size_bytes());
+        let map =
+            RecordMap::new(&file, window_bytes, record_size_bytes).context(|| format!("mapping {}", path.display()))?;
+        Ok(Self { path, file, io: io.clone(), shape, generation, record_size_bytes, map })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Bytes per record.
+    pub fn record_size_bytes(&self) -> u64 {
+        self.record_size_bytes
+    }
+
+    /// File offset of `slot`'s record.
+    pub fn slot_offset(&self, slot: u64) -> u64 {
+        DATA_HEADER_BYTES + slot * self.record_size_bytes
+    }
+
+    /// The file length needed to hold `end_slot` records.
+    pub fn bytes_for_slots(&self, end_slot: u64) -> u64 {
+        self.slot_offset(end_slot)
+    }
+
+    /// The file's current length.
+    pub fn len_bytes(&self) -> Result<u64> {
+        Ok(self.file.metadata().context(|| format!("reading the length of {}", self.path.display()))?.len())
+    }
+
+    /// Reserves `[current_bytes, target_bytes)` with `fallocate`. On failure
+    /// the file is cut back to `current_bytes` (never below the committed
+    /// end, which the caller guarantees `current_bytes` is above), since a
+    /// failed `fallocate` may have extended it.
+    pub fn allocate(&self, current_bytes: u64, target_bytes: u64) -> io::Result<()> {
+        debug_assert!(current_bytes >= self.bytes_for_slots(self.map.committed_slots()));
+        let result = self.io.allocate(&self.file, &self.path, current_bytes, target_bytes - current_bytes);
+        if result.is_err()
+            && let Ok(meta) = self.file.metadata()
+            && meta.len() > current_bytes
+        {
+            let _ = self.io.set_len(&self.file, &self.path, current_bytes);
+        }
+        result
+    }
+
+    /// Makes sure records below `end_slot` are inside a mapped window.
+    pub fn ensure_mapped(&self, end_slot: u64) -> Result<()> {
+        self.map.ensure_mapped(&self.file, end_slot).context(|| format!("mapping {}", self.path.display()))
+    }
+
+    /// Writes whole records at `first_slot` (never below the committed end).
+    pub fn write_records(&self, first_slot: u64, bytes: &[u8]) -> io::Result<()> {
+        self.map.write_records(&self.io, &self.file, &self.path, first_slot, bytes)
+    }
+
+    /// Declares records below `end_slot` written and readable.
+    pub fn publish(&self, end_slot: u64) {
+        self.map.publish(end_slot);
+    }
+
+    /// The payload of a published record, zero-copy.
+    #[inline]
+    pub fn payload<T: bytemuck::Pod>(&self, slot: u64) -> Option<&[T]> {
+        self.map.payload(slot, u64::from(RECORD_HEADER_BYTES), self.shape.dimension as usize)
+    }
+
+    /// Reads a whole record with `pread` into `buf` (one record long).
+    pub fn read_record(&self, slot: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, self.slot_offset(slot))
+    }
+
+    /// Reads and verifies the record at `slot`.
+    pub fn read_header(&self, slot: u64, buf: &mut [u8]) -> Option<RecordHeader> {
+        self.read_record(slot, buf).ok()?;
+        RecordHeader::decode_from(buf, self.shape.payload_bytes() as usize).ok()
+    }
+
+    /// `fdatasync`.
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.io.sync_data(&self.file, &self.path)
+    }
+}

@@ -1,0 +1,40 @@
+//! Quiver's storage engine: the data file, the id index, the write-ahead log,
+//! checkpoints, recovery and the writer lock.
+//!
+//! Most users depend on the `quiver` facade, which re-exports this crate's
+//! public API. The byte layouts are described in `docs/FORMAT.md`, the
+//! durability contract in `docs/DURABILITY.md`; the only `unsafe` code is in
+//! the private `data_file::mapping` module, whose argument is in the
+//! `quiver_guard` crate docs.
+//!
+//! Quiver targets 64-bit Linux; every on-disk integer is little-endian.
+#![deny(unsafe_code)]
+#![cfg_attr(not(target_pointer_width = "64"), compile_error("Quiver targets 64-bit platforms"))]
+
+mod data_file;
+mod element;
+mod error;
+pub mod format;
+mod index;
+pub mod io;
+mod metrics;
+mod options;
+mod store;
+mod wal;
+
+pub use data_file::GrowthPolicy;
+pub use element::{Element, ElementType};
+pub use error::{Error, Result};
+pub use metrics::{LatencySummary, Metrics};
+pub use options::{
+    DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability, StoreOptions,
+};
+pub use quiver_guard::VectorGuard;
+pub use store::{RecoveryReport, SnapshotOutcome, TornTail, VectorStore};
+
+/// Named limits, checked where input enters.
+pub mod limits {
+    pub use crate::format::wal_frame::{MAX_BATCH_VECTORS, MAX_FRAME_PAYLOAD_BYTES};
+    pub use crate::format::{MAX_DATA_FILE_BYTES, MAX_DIMENSION};
+    pub use crate::store::MAX_BATCH_BYTES;
+}

@@ -1,0 +1,427 @@
+//! The write path: validate, append records to the data file, log the batch,
+//! make it durable as the durability level asks, then make it visible.
+//!
+//! Order of a commit (docs/FORMAT.md, "Commit"): records are written at the
+//! append position with `pwrite`; the WAL frame is appended; the records are
+//! published to the mapping; the index change is applied (at `Sync`, only
+//! after the shared `fdatasync` succeeds). A failure before the frame is in
+//! the log leaves nothing visible and nothing to replay; a failed sync
+//! poisons the store.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::VectorStore;
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::format::record::{RecordHeader, RecordKind};
+use crate::format::wal_frame::{BatchEntry, MAX_BATCH_VECTORS};
+use crate::index::Change;
+use crate::metrics::Counters;
+use crate::options::Durability;
+use crate::wal::writer::WalWriter;
+
+/// Largest total payload of one batch, in bytes (1 GiB).
+pub const MAX_BATCH_BYTES: u64 = 1 << 30;
+
+/// State owned by the single writer (behind `VectorStore::writer`).
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub wal: WalWriter,
+    pub next_lsn: u64,
+    pub next_slot: u64,
+    pub allocated_bytes: u64,
+    pub manifest: crate::format::manifest::Manifest,
+    /// Segments made obsolete by the previous checkpoint, deleted at the
+    /// next one (the grace period for followers).
+    pub obsolete_segments: Vec<u64>,
+    /// At `Sync`, the latest slot of ids whose batches are logged but not
+    /// yet applied to the index.
+    pub overlay: FxHashMap<u64, Option<u64>>,
+    pub overlay_max_lsn: u64,
+    pub record_buf: Vec<u8>,
+    pub payload_buf: Vec<u8>,
+}
+
+/// A batch logged at `Sync` and waiting for its sync to become visible.
+#[derive(Debug)]
+pub(crate) struct PendingBatch {
+    pub lsn: u64,
+    pub changes: Vec<Change>,
+}
+
+/// Group-commit state (behind `VectorStore::commit`).
+#[derive(Debug, Default)]
+pub(crate) struct CommitState {
+    /// Highest LSN whose frame is in the WAL file.
+    pub written_lsn: u64,
+    /// Highest LSN synced and applied.
+    pub applied_lsn: u64,
+    pub pending: VecDeque<PendingBatch>,
+    pub leader_active: bool,
+    /// Location batches were logged since the last data-file sync.
+    pub data_dirty: bool,
+    pub failure: Option<String>,
+}
+
+/// One operation of a batch, after validation.
+enum Op<'a, T> {
+    Put(u64, &'a [T]),
+    Delete(u64),
+}
+
+impl<T: Element> VectorStore<T> {
+    /// Stores `vector` under `id`, replacing any previous vector.
+    pub fn store(&self, id: u64, vector: &[T]) -> Result<()> {
+        self.store_batch(&[(id, vector)]).map(|_| ())
+    }
+
+    /// Stores every `(id, vector)` pair atomically: after any crash, all or
+    /// none of them are present. If an id appears more than once, the last
+    /// occurrence wins and the others are not written. Returns the number of
+    /// distinct ids stored.
+    ///
+    /// Every vector's length is checked before anything is written.
+    pub fn store_batch(&self, batch: &[(u64, &[T])]) -> Result<usize> {
+        let dim = self.shape.dimension;
+        if batch.len() as u64 > u64::from(MAX_BATCH_VECTORS) {
+            return Err(Error::LimitExceeded {
+                what: "a batch of vectors",
+                actual: batch.len() as u64,
+                limit: u64::from(MAX_BATCH_VECTORS),
+            });
+        }
+        let bytes = batch.len() as u64 * u64::from(self.shape.payload_bytes());
+        if bytes > MAX_BATCH_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "a batch's payload bytes",
+                actual: bytes,
+                limit: MAX_BATCH_BYTES,
+            });
+        }
+        for (_, v) in batch {
+            if v.len() != dim as usize {
+                return Err(Error::DimensionMismatch {
+                    expected: dim,
+                    actual: u32::try_from(v.len()).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        if batch.is_empty() {
+            self.check_writable()?;
+            return Ok(0);
+        }
+        // Last occurrence of an id wins; earlier ones are never written.
+        let ops: Vec<Op<'_, T>> = if batch.len() == 1 {
+            vec![Op::Put(batch[0].0, batch[0].1)]
+        } else {
+            let mut seen = FxHashSet::with_capacity_and_hasher(batch.len(), Default::default());
+            let mut ops: Vec<Op<'_, T>> =
+                batch.iter().rev().filter(|(id, _)| seen.insert(*id)).map(|&(id, v)| Op::Put(id, v)).collect();
+            ops.reverse();
+            ops
+        };
+        let n = ops.len();
+        self.commit_ops(&ops, |_| true)?;
+        Counters::add(&self.counters.vectors_stored, n as u64);
+        Ok(n)
+    }
+
+    /// Deletes `id`. Returns whether it was present; deleting an absent id
+    /// writes nothing.
+    pub fn delete(&self, id: u64) -> Result<bool> {
+        let existed = self.commit_ops(&[Op::Delete(id)], |present| present)?;
+        if existed {
+            Counters::add(&self.counters.vectors_deleted, 1);
+        }
+        Ok(existed)
+    }
+
+    /// Makes every acknowledged write durable against power loss.
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        self.sync_all_locked(&mut w)
+    }
+
+    /// Reserves room for `additional` more vectors in one growth step (data
+    /// file and index), so a bulk import does not grow midway.
+    pub fn reserve_capacity(&self, additional: usize) -> Result<()> {
+        self.check_writable()?;
+        let additional = additional as u64;
+        let mut w = self.writer.lock();
+        let end_slot = w.next_slot.checked_add(additional).ok_or_else(|| Error::LimitExceeded {
+            what: "a capacity in vectors",
+            actual: additional,
+            limit: u64::MAX - w.next_slot,
+        })?;
+        let needed = self.data.bytes_for_slots(end_slot);
+        if needed > crate::format::MAX_DATA_FILE_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "a data file size",
+                actual: needed,
+                limit: crate::format::MAX_DATA_FILE_BYTES,
+            });
+        }
+        if needed > w.allocated_bytes {
+            self.grow_locked(&mut w, needed, needed)?;
+        }
+        self.data.ensure_mapped(end_slot)?;
+        self.index.reserve(additional as usize);
+        Ok(())
+    }
+
+    /// Grows the data file so that `needed_bytes` fit, preferring
+    /// `preferred_bytes`, falling back to smaller steps when the disk is
+    /// nearly full.
+    pub(super) fn grow_locked(&self, w: &mut Writer, needed_bytes: u64, preferred_bytes: u64) -> Result<()> {
+        let started = Instant::now();
+        let mut target = preferred_bytes.max(needed_bytes);
+        loop {
+            match self.data.allocate(w.allocated_bytes, target) {
+                Ok(()) => {
+                    w.allocated_bytes = target;
+                    Counters::add(&self.counters.growth_events, 1);
+                    self.counters.growth_latency.record(started.elapsed());
+                    return Ok(());
+                }
+                Err(e) if target > needed_bytes && is_out_of_space(&e) => {
+                    // Halve the step, but never below what this write needs.
+                    let step = (target - w.allocated_bytes) / 2;
+                    target = (w.allocated_bytes + step).max(needed_bytes);
+                }
+                Err(e) => {
+                    return Err(Error::io(format!("growing {} to {target} bytes", self.data.path().display()), e));
+                }
+            }
+        }
+    }
+
+    /// The id's current slot as the writer sees it (including batches
+    /// logged but not yet visible at `Sync`).
+    fn current_slot(&self, w: &Writer, id: u64) -> Option<u64> {
+        match w.overlay.get(&id) {
+            Some(&slot) => slot,
+            None => self.index.get(id),
+        }
+    }
+
+    /// Commits `ops` as one batch. `keep` filters deletes by whether the id
+    /// is present (so deleting an absent id writes nothing); returns whether
+    /// anything was committed.
+    fn commit_ops(&self, ops: &[Op<'_, T>], keep: impl Fn(bool) -> bool) -> Result<bool> {
+        let started = Instant::now();
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        if !w.overlay.is_empty() && self.applied_lsn.load(std::sync::atomic::Ordering::Acquire) >= w.overlay_max_lsn {
+            w.overlay.clear();
+        }
+        if let [Op::Delete(id)] = ops
+            && !keep(self.current_slot(&w, *id).is_some())
+        {
+            return Ok(false);
+        }
+        let lsn = w.next_lsn;
+        let first_slot = w.next_slot;
+        let n = ops.len() as u64;
+        let end_slot = first_slot + n;
+        let needed = self.data.bytes_for_slots(end_slot);
+        if needed > w.allocated_bytes {
+            let preferred = self.options.growth.target(w.allocated_bytes, needed);
+            self.grow_locked(&mut w, needed, preferred)?;
+        }
+        self.data.ensure_mapped(end_slot)?;
+
+        // Encode records and WAL entries.
+        let record_size = self.data.record_size_bytes() as usize;
+        let payload_len = self.shape.payload_bytes() as usize;
+        let mut records = std::mem::take(&mut w.record_buf);
+        let mut payloads = std::mem::take(&mut w.payload_buf);
+        records.clear();
+        records.resize(record_size * ops.len(), 0);
+        payloads.clear();
+        let mut entries = Vec::with_capacity(ops.len());
+        let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let rec = &mut records[i * record_size..(i + 1) * record_size];
+            let (id, kind, bytes): (u64, RecordKind, &[u8]) = match op {
+                Op::Put(id, v) => (*id, RecordKind::Put, bytemuck::cast_slice(v)),
+                Op::Delete(id) => (*id, RecordKind::Tombstone, &[]),
+            };
+            let header = RecordHeader::new(kind, id, lsn, bytes);
+            let head: &mut [u8; RecordHeader::ENCODED_LEN] =
+                (&mut rec[..RecordHeader::ENCODED_LEN]).try_into().expect("64-byte header");
+            header.encode_into(head);
+            rec[RecordHeader::ENCODED_LEN..RecordHeader::ENCODED_LEN + bytes.len()].copy_from_slice(bytes);
+            entries.push(BatchEntry { id, kind, record_crc: header.crc });
+            changes.push((id, (kind == RecordKind::Put).then_some(first_slot + i as u64)));
+        }
+        let inline = ops.len() * payload_len <= self.options.inline_batch_max_bytes;
+        if inline {
+            for op in ops {
+                if let Op::Put(_, v) = op {
+                    payloads.extend_from_slice(bytemuck::cast_slice(v));
+                }
+            }
+        }
+
+        let result = self.write_batch(&mut w, lsn, first_slot, &records, &entries, inline.then_some(&payloads[..]));
+        w.record_buf = records;
+        w.payload_buf = payloads;
+        result?;
+
+        // The batch is in the log: from here on nothing may fail but a sync.
+        w.next_lsn = lsn + 1;
+        w.next_slot = end_slot;
+        self.data.publish(end_slot);
+        Counters::add(&self.counters.batches_committed, 1);
+
+        if self.options.durability == Durability::Sync {
+            for &(id, slot) in &changes {
+                w.overlay.insert(id, slot);
+            }
+            w.overlay_max_lsn = lsn;
+            {
+                let mut c = self.commit.lock();
+                c.written_lsn = lsn;
+                c.data_dirty |= !inline;
+                c.pending.push_back(PendingBatch { lsn, changes });
+            }
+            let checkpoint_due = w.wal.len_bytes() > self.options.checkpoint_wal_bytes;
+            drop(w);
+            self.wait_durable(lsn)?;
+            if checkpoint_due {
+                self.checkpoint()?;
+            }
+        } else {
+            self.index.apply(&changes);
+            {
+                let mut c = self.commit.lock();
+                c.written_lsn = lsn;
+                c.applied_lsn = lsn;
+            }
+            self.applied_lsn.store(lsn, std::sync::atomic::Ordering::Release);
+            if w.wal.len_bytes() > self.options.checkpoint_wal_bytes {
+                self.checkpoint_locked(&mut w)?;
+            }
+        }
+        self.counters.commit_latency.record(started.elapsed());
+        Ok(true)
+    }
+
+    /// Writes the records, then the WAL frame. On error nothing is visible
+    /// and nothing will be replayed.
+    fn write_batch(
+        &self,
+        w: &mut Writer,
+        lsn: u64,
+        first_slot: u64,
+        records: &[u8],
+        entries: &[BatchEntry],
+        payloads: Option<&[u8]>,
+    ) -> Result<()> {
+        self.data.write_records(first_slot, records).map_err(|e| {
+            Error::io(format!("writing records at slot {first_slot} of {}", self.data.path().display()), e)
+        })?;
+        let defer = self.options.durability == Durability::Deferred;
+        let generation = self.data.generation();
+        if let Err(e) = w.wal.append(lsn, generation, first_slot, entries, payloads, defer) {
+            if e.poison {
+                self.poison(&e.error);
+            }
+            return Err(e.error);
+        }
+        Ok(())
+    }
+
+    /// Waits until batch `lsn` is synced and applied, leading a shared sync
+    /// if no other thread is (group commit).
+    pub(super) fn wait_durable(&self, lsn: u64) -> Result<()> {
+        let mut c = self.commit.lock();
+        loop {
+            if c.applied_lsn >= lsn {
+                return Ok(());
+            }
+            if let Some(f) = &c.failure {
+                return Err(Error::Poisoned { first_failure: f.clone() });
+            }
+            if c.leader_active {
+                self.commit_done.wait(&mut c);
+                continue;
+            }
+            c.leader_active = true;
+            let target = c.written_lsn;
+            let batches: Vec<PendingBatch> = c.pending.drain(..).collect();
+            let data_dirty = std::mem::take(&mut c.data_dirty);
+            let (wal_file, wal_path) = c_wal_handle(self);
+            drop(c);
+            let started = Instant::now();
+            let synced = (if data_dirty { self.data.sync_data() } else { Ok(()) })
+                .and_then(|()| self.io.sync_data(&wal_file, &wal_path));
+            self.counters.sync_latency.record(started.elapsed());
+            Counters::add(&self.counters.wal_syncs, 1);
+            c = self.commit.lock();
+            c.leader_active = false;
+            match synced {
+                Ok(()) => {
+                    for b in &batches {
+                        debug_assert!(b.lsn <= target);
+                        self.index.apply(&b.changes);
+                    }
+                    c.applied_lsn = c.applied_lsn.max(target);
+                    self.applied_lsn.store(c.applied_lsn, std::sync::atomic::Ordering::Release);
+                }
+                Err(e) => {
+                    let err = Error::io(format!("syncing {}", wal_path.display()), e);
+                    if c.failure.is_none() {
+                        c.failure = Some(err.to_string());
+                    }
+                    self.poisoned.store(true, std::sync::atomic::Ordering::Release);
+                }
+            }
+            self.commit_done.notify_all();
+        }
+    }
+
+    /// With the writer lock held: writes deferred frames, syncs the data file
+    /// and the WAL, and (at `Sync`) waits for every logged batch to apply.
+    pub(super) fn sync_all_locked(&self, w: &mut Writer) -> Result<()> {
+        if self.options.durability == Durability::Sync {
+            let written = self.commit.lock().written_lsn;
+            return self.wait_durable(written);
+        }
+        if let Err(e) = w.wal.write_buffer() {
+            self.poison(&e.error);
+            return Err(e.error);
+        }
+        let started = Instant::now();
+        let synced = self
+            .data
+            .sync_data()
+            .map_err(|e| Error::io(format!("syncing {}", self.data.path().display()), e))
+            .and_then(|()| w.wal.sync());
+        self.counters.sync_latency.record(started.elapsed());
+        Counters::add(&self.counters.wal_syncs, 1);
+        if let Err(e) = synced {
+            self.poison(&e);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// The current WAL segment's handle, read under the writer lock's
+/// guarantee that rotation only happens when no batch is pending.
+fn c_wal_handle<T: Element>(store: &VectorStore<T>) -> (std::sync::Arc<std::fs::File>, std::path::PathBuf) {
+    store.wal_handle.lock().clone()
+}
+
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    let code = e.raw_os_error();
+    [Errno::NOSPC, Errno::DQUOT, Errno::FBIG].iter().any(|x| Some(x.raw_os_error()) == code)
+        || e.kind() == std::io::ErrorKind::StorageFull
+}

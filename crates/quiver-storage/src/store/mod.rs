@@ -1,0 +1,224 @@
+//! `VectorStore<T>`: the public handle, its read path, and the state shared
+//! by the write path (`commit`), checkpoints (`checkpoint`) and recovery
+//! (`open`).
+//!
+//! Lock order, always: `writer` -> `commit` -> index shards. Readers take
+//! only an index shard's read lock, briefly, and never wait for I/O.
+
+mod checkpoint;
+mod commit;
+mod open;
+
+use std::fs::File;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+use quiver_guard::VectorGuard;
+
+use crate::data_file::DataFile;
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::format::header::StoreShape;
+use crate::index::Index;
+use crate::io::Io;
+use crate::metrics::{Counters, Metrics};
+use crate::options::{Durability, StoreOptions};
+
+pub use open::{RecoveryReport, SnapshotOutcome, TornTail};
+
+pub use commit::MAX_BATCH_BYTES;
+use commit::{CommitState, Writer};
+
+/// An embedded, mmap-backed vector store with write-ahead-log durability.
+///
+/// `VectorStore<T>` is `Send + Sync` and every method takes `&self`: share it
+/// between threads with an `Arc` or scoped threads. Reads are zero-copy
+/// ([`VectorStore::get`]) and never wait for I/O or for writers; writes
+/// serialise internally and share their syncs.
+///
+/// ```
+/// use quiver_storage::VectorStore;
+/// let dir = tempfile::tempdir()?;
+/// let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 3)?;
+/// store.store(7, &[1.0, 2.0, 3.0])?;
+/// assert_eq!(store.get(7).as_deref(), Some(&[1.0, 2.0, 3.0][..]));
+/// assert!(store.delete(7)?);
+/// assert!(store.get(7).is_none());
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct VectorStore<T: Element> {
+    dir: PathBuf,
+    shape: StoreShape,
+    options: StoreOptions,
+    io: Io,
+    data: DataFile,
+    index: Index,
+    writer: Mutex<Writer>,
+    commit: Mutex<CommitState>,
+    commit_done: Condvar,
+    /// The current WAL segment, for a group-commit leader's sync. Replaced
+    /// only by a checkpoint, when no batch is pending.
+    wal_handle: Mutex<(std::sync::Arc<File>, PathBuf)>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    /// Highest LSN applied to the index (mirrors `CommitState`).
+    applied_lsn: AtomicU64,
+    counters: Counters,
+    recovery: RecoveryReport,
+    _lock: File,
+    _element: PhantomData<fn() -> T>,
+}
+
+impl<T: Element> std::fmt::Debug for VectorStore<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorStore")
+            .field("dir", &self.dir)
+            .field("dimension", &self.shape.dimension)
+            .field("element", &self.shape.element)
+            .field("durability", &self.options.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Element> VectorStore<T> {
+    /// Opens the store at `path` with default options, creating it if `path`
+    /// does not exist (or is an empty directory).
+    ///
+    /// Opening an existing store with another dimension or element type is
+    /// an error that changes nothing on disk.
+    pub fn open(path: impl AsRef<Path>, dimension: usize) -> Result<Self> {
+        StoreOptions::new(dimension).open(path)
+    }
+
+    /// The number of elements in every vector.
+    pub fn dimension(&self) -> usize {
+        self.shape.dimension as usize
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The durability level the store was opened with.
+    pub fn durability(&self) -> Durability {
+        self.options.durability
+    }
+
+    /// A zero-copy view of vector `id`, or `None` if it is absent.
+    ///
+    /// The guard borrows the store, never blocks a writer, and its contents
+    /// never change while it is held, even if `id` is overwritten or deleted.
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<VectorGuard<'_, T>> {
+        let slot = self.index.get(id)?;
+        let payload = self.data.payload::<T>(slot);
+        debug_assert!(payload.is_some(), "an indexed slot is always published");
+        payload.map(VectorGuard::new)
+    }
+
+    /// A copy of vector `id` (one allocation, one copy), or `None`.
+    pub fn retrieve(&self, id: u64) -> Option<Vec<T>> {
+        self.get(id).map(|g| g.to_vec())
+    }
+
+    /// Whether `id` is present.
+    pub fn contains(&self, id: u64) -> bool {
+        self.index.contains(id)
+    }
+
+    /// The number of vectors, as a consistent snapshot.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the store holds no vector.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Every id, unordered, as a consistent snapshot.
+    pub fn ids(&self) -> Vec<u64> {
+        self.index.ids()
+    }
+
+    /// What the last open found and did (snapshot used or rebuilt, WAL
+    /// replayed, torn tail cut).
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Counters, sizes and latency percentiles.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.counters;
+        let live = self.index.len() as u64;
+        let record = self.data.record_size_bytes();
+        let (file_bytes, wal_bytes, slots) = {
+            let w = self.writer.lock();
+            (w.allocated_bytes, w.wal.len_bytes(), w.next_slot)
+        };
+        Metrics {
+            live_vectors: live,
+            vectors_stored: Counters::get(&c.vectors_stored),
+            vectors_deleted: Counters::get(&c.vectors_deleted),
+            batches_committed: Counters::get(&c.batches_committed),
+            wal_syncs: Counters::get(&c.wal_syncs),
+            checkpoints: Counters::get(&c.checkpoints),
+            growth_events: Counters::get(&c.growth_events),
+            file_bytes,
+            committed_bytes: self.data.bytes_for_slots(slots),
+            live_bytes: live * record,
+            garbage_bytes: slots.saturating_sub(live) * record,
+            wal_bytes,
+            growth_latency: c.growth_latency.summary(),
+            sync_latency: c.sync_latency.summary(),
+            commit_latency: c.commit_latency.summary(),
+        }
+    }
+
+    /// Closes the store: makes every write durable, checkpoints (so the next
+    /// open replays nothing) and releases the lock. Dropping a store without
+    /// `close` writes buffered frames out without fsync.
+    pub fn close(self) -> Result<()> {
+        let result = self.flush().and_then(|()| self.checkpoint());
+        self.closed.store(true, Ordering::Release);
+        result
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            let first_failure = self.commit.lock().failure.clone().unwrap_or_default();
+            return Err(Error::Poisoned { first_failure });
+        }
+        Ok(())
+    }
+
+    /// Marks the store poisoned; the first failure is kept for messages.
+    fn poison(&self, why: &Error) {
+        let mut c = self.commit.lock();
+        if c.failure.is_none() {
+            c.failure = Some(why.to_string());
+        }
+        self.poisoned.store(true, Ordering::Release);
+        drop(c);
+        self.commit_done.notify_all();
+    }
+}
+
+impl<T: Element> Drop for VectorStore<T> {
+    fn drop(&mut self) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        // Best effort, documented: write deferred frames out (no fsync) so a
+        // clean process exit keeps them; errors have nobody to go to.
+        let mut w = self.writer.lock();
+        let _ = w.wal.write_buffer();
+    }
+}

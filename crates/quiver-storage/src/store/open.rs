@@ -1,0 +1,558 @@
+//! Creating a store and recovering one: header check, lock, manifest,
+//! snapshot (or rebuild), WAL replay, torn-tail cut.
+//!
+//! Nothing on disk changes until the format header has been read and
+//! matched against the caller's dimension and element type and the lock is
+//! held. A new store is built in a temporary sibling directory and renamed
+//! into place, so a crash during creation leaves either nothing or a whole
+//! store.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex};
+use rustc_hash::FxHashMap;
+
+use super::VectorStore;
+use super::commit::{CommitState, Writer};
+use crate::data_file::DataFile;
+use crate::element::Element;
+use crate::error::{Error, IoContext, Result};
+use crate::format::header::{FormatHeader, HeaderError, StoreShape};
+use crate::format::manifest::Manifest;
+use crate::format::record::{RecordHeader, RecordKind};
+use crate::format::snapshot::{SnapshotHeader, entries};
+use crate::format::wal_frame::Batch;
+use crate::format::{
+    HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name, wal_segment_name,
+};
+use crate::index::{Change, Index};
+use crate::io::Io;
+use crate::metrics::Counters;
+use crate::options::StoreOptions;
+use crate::wal::list_segments;
+use crate::wal::reader::{Verdict, scan_segment};
+use crate::wal::writer::WalWriter;
+
+/// What open did with the index snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotOutcome {
+    /// No checkpoint has been taken yet; the WAL alone holds the index.
+    NoCheckpoint,
+    /// The snapshot was read.
+    Loaded {
+        /// Entries read.
+        entries: u64,
+    },
+    /// The snapshot was missing or damaged; the index was rebuilt from the
+    /// data file and the WAL (and a fresh checkpoint written).
+    Rebuilt {
+        /// Why the snapshot could not be used.
+        reason: String,
+    },
+}
+
+/// A torn WAL tail that open cut off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment.
+    pub path: PathBuf,
+    /// Where its valid prefix ends.
+    pub offset: u64,
+    /// Bytes removed.
+    pub bytes_cut: u64,
+    /// Why the frame at `offset` was rejected.
+    pub reason: String,
+}
+
+/// What the last open found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// The store was created by this open.
+    pub created: bool,
+    /// How the index was loaded.
+    pub snapshot: SnapshotOutcome,
+    /// WAL segments read.
+    pub wal_segments_read: u64,
+    /// Batches replayed from the WAL.
+    pub batches_replayed: u64,
+    /// The torn tail cut off, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Leftover temporary or obsolete files removed.
+    pub files_removed: Vec<PathBuf>,
+}
+
+impl<T: Element> VectorStore<T> {
+    pub(crate) fn open_with(path: &Path, options: &StoreOptions) -> Result<Self> {
+        let dimension = options.validate()?;
+        let shape = StoreShape { dimension, element: T::TYPE };
+        let io = Io::new(options.faults.clone());
+        let created = match fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_store(&io, path, shape, options)?;
+                true
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(Error::NotAStore { path: path.into(), reason: "it is a file, not a directory".into() });
+            }
+            Ok(_) => {
+                let empty = fs::read_dir(path).context(|| format!("listing {}", path.display()))?.next().is_none();
+                if empty {
+                    create_store(&io, path, shape, options)?;
+                }
+                empty
+            }
+        };
+        let mut store = recover::<T>(&io, path, shape, options)?;
+        store.recovery.created = created;
+        if matches!(store.recovery.snapshot, SnapshotOutcome::Rebuilt { .. }) {
+            store.checkpoint()?;
+        }
+        Ok(store)
+    }
+}
+
+/// Reads and checks the format header without changing anything.
+fn check_header(dir: &Path, shape: StoreShape) -> Result<()> {
+    let path = dir.join(HEADER_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::NotAStore {
+                path: dir.into(),
+                reason: format!("the directory is not empty and has no {HEADER_FILE} header"),
+            });
+        }
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    let header = match FormatHeader::decode_from(&bytes) {
+        Ok(h) => h,
+        Err(HeaderError::BadMagic) => {
+            return Err(Error::NotAStore { path: dir.into(), reason: format!("{HEADER_FILE} is not a Quiver header") });
+        }
+        Err(HeaderError::Corrupt(e)) => return Err(e.into_error(&path, 0)),
+        Err(HeaderError::Version(found)) => {
+            return Err(Error::UnsupportedVersion {
+                path: dir.into(),
+                found,
+                supported: crate::format::FORMAT_VERSION,
+            });
+        }
+    };
+    if bytes.len() != FormatHeader::ENCODED_LEN {
+        return Err(Error::Corrupted {
+            path,
+            offset: FormatHeader::ENCODED_LEN as u64,
+            reason: "the header file has trailing bytes".into(),
+        });
+    }
+    if header.shape.element != shape.element {
+        return Err(Error::ElementTypeMismatch { expected: header.shape.element.name(), actual: shape.element.name() });
+    }
+    if header.shape.dimension != shape.dimension {
+        return Err(Error::DimensionMismatch { expected: header.shape.dimension, actual: shape.dimension });
+    }
+    Ok(())
+}
+
+fn create_store(io: &Io, path: &Path, shape: StoreShape, options: &StoreOptions) -> Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::InvalidArgument(format!("{} does not end in a directory name", path.display())))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::InvalidArgument(format!("the parent directory {} does not exist", parent.display())));
+    }
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let tmp = parent.join(format!(".{name}.quiver-new-{}-{nanos}", std::process::id()));
+    io.create_dir(&tmp).context(|| format!("creating {}", tmp.display()))?;
+    let built = (|| -> Result<()> {
+        let mut head = [0u8; FormatHeader::ENCODED_LEN];
+        FormatHeader { shape }.encode_into(&mut head);
+        let hp = tmp.join(HEADER_FILE);
+        let f = io.create_file(&hp).context(|| format!("creating {}", hp.display()))?;
+        io.write_at(&f, &hp, &head, 0)
+            .and_then(|()| io.sync_all(&f, &hp))
+            .context(|| format!("writing {}", hp.display()))?;
+        io.create_file(&tmp.join(LOCK_FILE)).context(|| format!("creating the lock file in {}", tmp.display()))?;
+        DataFile::create(io, &tmp, 1, shape, options.growth.initial_bytes)?;
+        let wal = tmp.join(WAL_DIR);
+        io.create_dir(&wal).and_then(|()| io.sync_dir(&wal)).context(|| format!("creating {}", wal.display()))?;
+        let manifest =
+            Manifest { generation: 1, checkpoint_lsn: 0, checkpoint_end_slot: 0, has_snapshot: false, wal_segment: 1 };
+        let mut mbytes = [0u8; Manifest::ENCODED_LEN];
+        manifest.encode_into(&mut mbytes);
+        io.replace_file_atomically(&tmp, MANIFEST_FILE, &mbytes)
+            .context(|| format!("writing the manifest in {}", tmp.display()))?;
+        io.sync_dir(&tmp).context(|| format!("syncing {}", tmp.display()))
+    })();
+    if let Err(e) = built {
+        let _ = io.remove_dir_all(&tmp);
+        return Err(e);
+    }
+    match io.rename(&tmp, path) {
+        Ok(()) => io.sync_dir(&parent).context(|| format!("syncing {}", parent.display())),
+        Err(e) => {
+            let _ = io.remove_dir_all(&tmp);
+            // Another process created the store first: open theirs.
+            if path.join(HEADER_FILE).exists() {
+                Ok(())
+            } else {
+                Err(Error::io(format!("moving the new store into place at {}", path.display()), e))
+            }
+        }
+    }
+}
+
+fn lock(io: &Io, dir: &Path) -> Result<fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = io.open_or_create(&path).context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.into() }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+    }
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = fs::read(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
+            Error::Corrupted { path: path.clone(), offset: 0, reason: "the manifest is missing".into() }
+        }
+        _ => Error::io(format!("reading {}", path.display()), e),
+    })?;
+    Manifest::decode_from(&bytes).map_err(|e| e.into_error(&path, 0))
+}
+
+/// Removes temporary files and files no checkpoint refers to.
+fn remove_leftovers(io: &Io, dir: &Path, m: &Manifest, report: &mut Vec<PathBuf>) -> Result<()> {
+    let keep_snapshot = m.has_snapshot.then(|| snapshot_file_name(m.generation, m.checkpoint_lsn));
+    let keep_data = data_file_name(m.generation);
+    let mut removed_any = false;
+    for entry in fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stray = name.ends_with(TEMP_SUFFIX)
+            || (name.starts_with("snapshot-") && Some(&name) != keep_snapshot.as_ref())
+            || (name.starts_with("data-") && name.ends_with(".qvd") && name != keep_data);
+        if stray && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            io.remove_file(&entry.path()).context(|| format!("removing {}", entry.path().display()))?;
+            report.push(entry.path());
+            removed_any = true;
+        }
+    }
+    let wal = dir.join(WAL_DIR);
+    for entry in fs::read_dir(&wal).context(|| format!("listing {}", wal.display()))? {
+        let entry = entry.context(|| format!("listing {}", wal.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let obsolete = crate::format::parse_wal_segment_name(&name).is_some_and(|s| s < m.wal_segment);
+        if name.ends_with(TEMP_SUFFIX) || obsolete {
+            io.remove_file(&entry.path()).context(|| format!("removing {}", entry.path().display()))?;
+            report.push(entry.path());
+        }
+    }
+    if removed_any {
+        io.sync_dir(dir).context(|| format!("syncing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Loads the snapshot named by the manifest, checking it against the
+/// manifest and the data file.
+fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Index, String> {
+    let path = dir.join(snapshot_file_name(m.generation, m.checkpoint_lsn));
+    let bytes = fs::read(&path).map_err(|e| format!("{} could not be read: {e}", path.display()))?;
+    let h = SnapshotHeader::decode_from(&bytes)
+        .map_err(|e| format!("{} is corrupted at byte offset {}: {}", path.display(), e.offset, e.reason))?;
+    if h.generation != m.generation || h.lsn != m.checkpoint_lsn || h.end_slot != m.checkpoint_end_slot {
+        return Err(format!("{} does not match the manifest", path.display()));
+    }
+    if let Some((id, slot)) = entries(&bytes).find(|&(_, slot)| slot >= h.end_slot) {
+        return Err(format!("{} maps id {id} to slot {slot}, past its end", path.display()));
+    }
+    Index::from_entries(entries(&bytes)).map_err(|id| format!("{} lists id {id} twice", path.display()))
+}
+
+/// Rebuilds the index from the records below the checkpoint's end: a record
+/// counts if its LSN is covered by the checkpoint; the highest LSN per id
+/// wins; tombstones delete.
+fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
+    const CHUNK_RECORDS: u64 = 256;
+    let record_size = data.record_size_bytes() as usize;
+    let payload_bytes = record_size - RecordHeader::ENCODED_LEN;
+    let mut latest: FxHashMap<u64, (u64, u64, RecordKind)> = FxHashMap::default();
+    let mut buf = vec![0u8; record_size * CHUNK_RECORDS as usize];
+    let mut slot = 0;
+    while slot < m.checkpoint_end_slot {
+        let n = CHUNK_RECORDS.min(m.checkpoint_end_slot - slot);
+        let chunk = &mut buf[..n as usize * record_size];
+        data.read_record(slot, chunk).map_err(|e| Error::Corrupted {
+            path: data.path().into(),
+            offset: data.slot_offset(slot),
+            reason: format!("records below the checkpoint's end cannot be read: {e}"),
+        })?;
+        for (i, rec) in chunk.chunks_exact(record_size).enumerate() {
+            let s = slot + i as u64;
+            let h = RecordHeader::decode_from(rec, payload_bytes.min(rec.len() - RecordHeader::ENCODED_LEN))
+                .map_err(|e| e.into_error(data.path(), data.slot_offset(s)))?;
+            if h.lsn > m.checkpoint_lsn {
+                continue;
+            }
+            let entry = latest.entry(h.id).or_insert((h.lsn, s, h.kind));
+            if (h.lsn, s) >= (entry.0, entry.1) {
+                *entry = (h.lsn, s, h.kind);
+            }
+        }
+        slot += n;
+    }
+    let live = latest.into_iter().filter(|(_, (_, _, k))| *k == RecordKind::Put).map(|(id, (_, s, _))| (id, s));
+    let live: Vec<(u64, u64)> = live.collect();
+    Index::from_entries(live.into_iter()).map_err(|_| unreachable_dup(data.path()))
+}
+
+fn unreachable_dup(path: &Path) -> Error {
+    Error::Corrupted { path: path.into(), offset: 0, reason: "an id was rebuilt twice".into() }
+}
+
+/// Replay state carried across segments.
+struct Replay<'a> {
+    data: &'a DataFile,
+    index: &'a Index,
+    generation: u32,
+    payload_bytes: usize,
+    next_lsn: u64,
+    next_slot: u64,
+    allocated_bytes: u64,
+    batches: u64,
+    scratch: Vec<u8>,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, b: &Batch<'_>) -> Result<Verdict> {
+        if b.lsn != self.next_lsn {
+            return Ok(Verdict::TornHere(format!("LSN {} where {} was expected", b.lsn, self.next_lsn)));
+        }
+        if b.generation != self.generation || b.first_slot != self.next_slot {
+            return Ok(Verdict::TornHere("the batch does not continue the data file".into()));
+        }
+        let record_size = self.data.record_size_bytes() as usize;
+        let count = b.entries.len();
+        let end_slot = b.first_slot + count as u64;
+        if let Some(payloads) = b.payloads {
+            // Inline batch: the frame carries the vectors; rewrite the
+            // records (the data file may have lost them to power loss).
+            self.scratch.clear();
+            self.scratch.resize(record_size * count, 0);
+            let mut puts = payloads.chunks_exact(self.payload_bytes.max(1));
+            for (i, e) in b.entries.iter().enumerate() {
+                let payload: &[u8] = match e.kind {
+                    RecordKind::Put => puts.next().unwrap_or(&[]),
+                    RecordKind::Tombstone => &[],
+                };
+                let h = RecordHeader::new(e.kind, e.id, b.lsn, payload);
+                if h.crc != e.record_crc {
+                    return Ok(Verdict::TornHere("an inline record does not match its checksum".into()));
+                }
+                let rec = &mut self.scratch[i * record_size..(i + 1) * record_size];
+                let head: &mut [u8; RecordHeader::ENCODED_LEN] =
+                    (&mut rec[..RecordHeader::ENCODED_LEN]).try_into().expect("64 bytes");
+                h.encode_into(head);
+                rec[RecordHeader::ENCODED_LEN..RecordHeader::ENCODED_LEN + payload.len()].copy_from_slice(payload);
+            }
+            let needed = self.data.bytes_for_slots(end_slot);
+            if needed > self.allocated_bytes {
+                self.data
+                    .allocate(self.allocated_bytes, needed)
+                    .context(|| format!("growing {} during recovery", self.data.path().display()))?;
+                self.allocated_bytes = needed;
+            }
+            self.data
+                .write_records(b.first_slot, &self.scratch)
+                .context(|| format!("rewriting records of {} during recovery", self.data.path().display()))?;
+        } else {
+            // Location batch: the records must already be in the data file,
+            // whole; otherwise this frame is the torn end.
+            self.scratch.resize(record_size, 0);
+            for (i, e) in b.entries.iter().enumerate() {
+                let slot = b.first_slot + i as u64;
+                let ok = self
+                    .data
+                    .read_header(slot, &mut self.scratch[..record_size])
+                    .is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == b.lsn && h.crc == e.record_crc);
+                if !ok {
+                    return Ok(Verdict::TornHere(format!(
+                        "the batch's record at slot {slot} is missing or fails its checksum"
+                    )));
+                }
+            }
+        }
+        let changes: Vec<Change> = b
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id, (e.kind == RecordKind::Put).then_some(b.first_slot + i as u64)))
+            .collect();
+        self.index.apply(&changes);
+        self.next_lsn += 1;
+        self.next_slot = end_slot;
+        self.batches += 1;
+        Ok(Verdict::Accept)
+    }
+}
+
+fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOptions) -> Result<VectorStore<T>> {
+    check_header(dir, shape)?;
+    let lock_file = lock(io, dir)?;
+    let manifest = read_manifest(dir)?;
+    let mut report = RecoveryReport {
+        created: false,
+        snapshot: SnapshotOutcome::NoCheckpoint,
+        wal_segments_read: 0,
+        batches_replayed: 0,
+        torn_tail: None,
+        files_removed: Vec::new(),
+    };
+    let data = DataFile::open(io, dir, manifest.generation, shape, options.map_window_bytes as usize, true)?;
+    remove_leftovers(io, dir, &manifest, &mut report.files_removed)?;
+
+    let index = if manifest.has_snapshot {
+        match load_snapshot(dir, &manifest) {
+            Ok(index) => {
+                report.snapshot = SnapshotOutcome::Loaded { entries: index.len() as u64 };
+                index
+            }
+            Err(reason) => {
+                report.snapshot = SnapshotOutcome::Rebuilt { reason };
+                rebuild_from_data(&data, &manifest)?
+            }
+        }
+    } else if manifest.checkpoint_lsn > 0 {
+        report.snapshot = SnapshotOutcome::Rebuilt { reason: "the manifest names no snapshot".into() };
+        rebuild_from_data(&data, &manifest)?
+    } else {
+        Index::default()
+    };
+
+    // Replay the WAL from the manifest's segment on.
+    let wal_dir = dir.join(WAL_DIR);
+    let segments: Vec<u64> = list_segments(&wal_dir)?.into_iter().filter(|&s| s >= manifest.wal_segment).collect();
+    let allocated_bytes = data.len_bytes()?;
+    let mut replay = Replay {
+        data: &data,
+        index: &index,
+        generation: manifest.generation,
+        payload_bytes: shape.payload_bytes() as usize,
+        next_lsn: manifest.checkpoint_lsn + 1,
+        next_slot: manifest.checkpoint_end_slot,
+        allocated_bytes,
+        batches: 0,
+        scratch: Vec::new(),
+    };
+    let mut torn: Option<(u64, crate::wal::reader::SegmentEnd)> = None;
+    for (i, &segment) in segments.iter().enumerate() {
+        if i > 0 && segment != segments[i - 1] + 1 {
+            return Err(Error::Corrupted {
+                path: wal_dir.join(wal_segment_name(segment)),
+                offset: 0,
+                reason: format!("WAL segment {} is missing", segments[i - 1] + 1),
+            });
+        }
+        let path = wal_dir.join(wal_segment_name(segment));
+        report.wal_segments_read += 1;
+        if let Some((torn_segment, _)) = &torn {
+            // After a torn frame, later segments may only be empty.
+            let end = scan_segment(&path, segment, replay.payload_bytes, |_| {
+                Err(Error::Corrupted {
+                    path: wal_dir.join(wal_segment_name(*torn_segment)),
+                    offset: 0,
+                    reason: format!(
+                        "segment {torn_segment} has a torn frame but segment {segment} holds later batches"
+                    ),
+                })
+            })?;
+            if end.torn.is_some() {
+                io.remove_file(&path).context(|| format!("removing the torn segment {}", path.display()))?;
+            }
+            continue;
+        }
+        let end = scan_segment(&path, segment, replay.payload_bytes, |b| replay.apply(b))?;
+        if end.torn.is_some() {
+            torn = Some((segment, end));
+        }
+    }
+    if let Some((_, end)) = torn {
+        let reason = end.torn.as_ref().map(|e| e.reason.clone()).unwrap_or_default();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&end.path)
+            .context(|| format!("opening {} to cut its torn tail", end.path.display()))?;
+        if end.valid_bytes == 0 {
+            drop(file);
+            io.remove_file(&end.path).context(|| format!("removing {}", end.path.display()))?;
+            io.sync_dir(&wal_dir).context(|| format!("syncing {}", wal_dir.display()))?;
+        } else {
+            io.set_len(&file, &end.path, end.valid_bytes)
+                .and_then(|()| io.sync_all(&file, &end.path))
+                .context(|| format!("cutting the torn tail of {}", end.path.display()))?;
+        }
+        report.torn_tail = Some(TornTail {
+            path: end.path.clone(),
+            offset: end.valid_bytes,
+            bytes_cut: end.file_bytes - end.valid_bytes,
+            reason,
+        });
+    }
+    report.batches_replayed = replay.batches;
+    let next_lsn = replay.next_lsn;
+    let next_slot = replay.next_slot;
+    let allocated_bytes = replay.allocated_bytes;
+
+    data.ensure_mapped(next_slot)?;
+    data.publish(next_slot);
+    let next_segment = list_segments(&wal_dir)?.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
+    let wal = WalWriter::create(io, &wal_dir, next_segment)?;
+    let wal_handle = wal.sync_handle();
+    let writer = Writer {
+        wal,
+        next_lsn,
+        next_slot,
+        allocated_bytes,
+        manifest,
+        obsolete_segments: Vec::new(),
+        overlay: FxHashMap::default(),
+        overlay_max_lsn: 0,
+        record_buf: Vec::new(),
+        payload_buf: Vec::new(),
+    };
+    let applied = next_lsn - 1;
+    Ok(VectorStore {
+        dir: dir.to_path_buf(),
+        shape,
+        options: options.clone(),
+        io: io.clone(),
+        data,
+        index,
+        writer: Mutex::new(writer),
+        commit: Mutex::new(CommitState { written_lsn: applied, applied_lsn: applied, ..CommitState::default() }),
+        commit_done: Condvar::new(),
+        wal_handle: Mutex::new(wal_handle),
+        poisoned: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        applied_lsn: AtomicU64::new(applied),
+        counters: Counters::default(),
+        recovery: report,
+        _lock: lock_file,
+        _element: std::marker::PhantomData,
+    })
+}

@@ -1,0 +1,88 @@
+//! # Quiver
+//!
+//! An embedded, mmap-backed vector store with write-ahead-log durability.
+//! Keep the raw vectors of an HNSW or IVF index, a RAG service or a
+//! recommender in Quiver; read them zero-copy through slice guards; bulk-load
+//! millions with [`VectorStore::reserve_capacity`]; and trust that an
+//! acknowledged write survives a crash.
+//!
+//! ```
+//! use quiver::{Durability, Error, StoreOptions, VectorGuard, VectorStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("vectors");
+//! let store: VectorStore<f32> = VectorStore::open(&path, 4)?; // create or open
+//! store.reserve_capacity(1_000)?;                             // room for 1,000 more
+//! store.store(42, &[0.1, 0.2, 0.3, 0.4])?;                    // insert or replace
+//! let stored = store.store_batch(&[(1, &[1.0; 4][..]), (2, &[2.0; 4][..])])?;
+//! assert_eq!(stored, 2);
+//!
+//! let g: VectorGuard<'_, f32> = store.get(42).expect("present"); // zero-copy
+//! assert_eq!(g.iter().sum::<f32>(), 1.0);
+//! assert_eq!(store.retrieve(1), Some(vec![1.0; 4]));          // copying read
+//! assert!(store.delete(2)?);
+//! assert_eq!((store.len(), store.contains(2)), (2, false));
+//!
+//! store.flush()?;      // every acknowledged write durable against power loss
+//! store.checkpoint()?; // snapshot the index, trim the WAL
+//! store.close()?;      // flush + checkpoint
+//!
+//! // Reopening with the wrong dimension is an error and changes nothing.
+//! let wrong = VectorStore::<f32>::open(&path, 8);
+//! assert!(matches!(wrong, Err(Error::DimensionMismatch { expected: 4, actual: 8 })));
+//!
+//! let sync: VectorStore<f32> = StoreOptions::new(4).durability(Durability::Sync).open(&path)?;
+//! assert_eq!(sync.retrieve(42), Some(vec![0.1, 0.2, 0.3, 0.4]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Guarantees
+//!
+//! | level | a write is durable against | cost |
+//! |---|---|---|
+//! | [`Durability::Sync`] | power loss, when the call returns | one shared `fdatasync` per group of commits |
+//! | [`Durability::Buffered`] (default) | a process crash when the call returns; power loss after [`VectorStore::flush`] | `write` syscalls |
+//! | [`Durability::Deferred`] | only after `flush`, `checkpoint` or `close` | user-space buffering |
+//!
+//! At every level, after any crash each batch is entirely present or
+//! entirely absent, nothing deleted comes back and no vector is torn. A
+//! failed sync poisons the store ([`Error::Poisoned`]) until it is reopened.
+//!
+//! ## Guards borrow the store
+//!
+//! A [`VectorGuard`] cannot outlive the store it came from:
+//!
+//! ```compile_fail
+//! use quiver::VectorStore;
+//! let dir = tempfile::tempdir().unwrap();
+//! let guard = {
+//!     let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2).unwrap();
+//!     store.store(1, &[1.0, 2.0]).unwrap();
+//!     store.get(1).unwrap()
+//! };
+//! println!("{}", guard[0]);
+//! ```
+//!
+//! Nor can the store be closed (moved) while a guard is alive:
+//!
+//! ```compile_fail
+//! use quiver::VectorStore;
+//! let dir = tempfile::tempdir().unwrap();
+//! let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2).unwrap();
+//! store.store(1, &[1.0, 2.0]).unwrap();
+//! let guard = store.get(1).unwrap();
+//! store.close().unwrap();
+//! println!("{}", guard[0]);
+//! ```
+//!
+//! Quiver targets 64-bit Linux; files are little-endian. See `docs/` in the
+//! repository for the architecture, the byte format and the durability
+//! contract.
+#![forbid(unsafe_code)]
+
+pub use half::{bf16, f16};
+pub use quiver_guard::VectorGuard;
+pub use quiver_storage::{
+    Durability, Element, ElementType, Error, GrowthPolicy, LatencySummary, Metrics, RecoveryReport, Result,
+    SnapshotOutcome, StoreOptions, TornTail, VectorStore, limits,
+};
