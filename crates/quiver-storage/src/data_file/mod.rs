@@ -122,6 +122,11 @@ impl DataFile {
         self.record_size_bytes
     }
 
+    /// Bytes of one (unpadded) payload.
+    pub fn payload_bytes(&self) -> usize {
+        self.shape.payload_bytes() as usize
+    }
+
     /// File offset of `slot`'s record.
     pub fn slot_offset(&self, slot: u64) -> u64 {
         DATA_HEADER_BYTES + slot * self.record_size_bytes

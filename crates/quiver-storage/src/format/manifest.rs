@@ -65,8 +65,18 @@ impl Manifest {
         if flags > 1 {
             return Err(DecodeError::new(32, format!("unknown manifest flags {flags:#x}")));
         }
+        let generation = le::u32_at(buf, 12);
+        if generation == 0 {
+            return Err(DecodeError::new(12, "generation 0 does not exist"));
+        }
+        if le::u64_at(buf, 16) == u64::MAX {
+            return Err(DecodeError::new(16, "the checkpoint LSN is out of range"));
+        }
+        if le::u64_at(buf, 40) == 0 {
+            return Err(DecodeError::new(40, "WAL segment 0 does not exist"));
+        }
         Ok(Self {
-            generation: le::u32_at(buf, 12),
+            generation,
             checkpoint_lsn: le::u64_at(buf, 16),
             checkpoint_end_slot: le::u64_at(buf, 24),
             has_snapshot: flags == 1,

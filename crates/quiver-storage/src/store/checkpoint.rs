@@ -34,6 +34,14 @@ impl<T: Element> VectorStore<T> {
 
     pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
         self.sync_all_locked(w)?;
+        // Inline batches reach the data file without a sync; the manifest is
+        // about to declare every record below `end_slot` durable, and the WAL
+        // that could rebuild them is about to become obsolete.
+        if let Err(e) = self.data.sync_data() {
+            let err = Error::io(format!("syncing {}", self.data.path().display()), e);
+            self.poison(&err);
+            return Err(err);
+        }
         let lsn = w.next_lsn - 1;
         let end_slot = w.next_slot;
         let generation = self.data.generation();

@@ -294,7 +294,10 @@ impl<T: Element> VectorStore<T> {
             drop(w);
             self.wait_durable(lsn)?;
             if checkpoint_due {
-                self.checkpoint()?;
+                // The batch is durable and visible: its call must succeed. A
+                // failed checkpoint changes nothing or poisons the store, and
+                // the next write reports that.
+                let _ = self.checkpoint();
             }
         } else {
             self.index.apply(&changes);
@@ -305,7 +308,8 @@ impl<T: Element> VectorStore<T> {
             }
             self.applied_lsn.store(lsn, std::sync::atomic::Ordering::Release);
             if w.wal.len_bytes() > self.options.checkpoint_wal_bytes {
-                self.checkpoint_locked(&mut w)?;
+                // As above: the batch is acknowledged whatever happens here.
+                let _ = self.checkpoint_locked(&mut w);
             }
         }
         self.counters.commit_latency.record(started.elapsed());

@@ -25,7 +25,7 @@ use crate::format::header::{FormatHeader, HeaderError, StoreShape};
 use crate::format::manifest::Manifest;
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::snapshot::{SnapshotHeader, entries};
-use crate::format::wal_frame::Batch;
+use crate::format::wal_frame::{Batch, BatchEntry};
 use crate::format::{
     HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name, wal_segment_name,
 };
@@ -290,7 +290,7 @@ fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Index, String>
 fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
     const CHUNK_RECORDS: u64 = 256;
     let record_size = data.record_size_bytes() as usize;
-    let payload_bytes = record_size - RecordHeader::ENCODED_LEN;
+    let payload_bytes = data.payload_bytes();
     let mut latest: FxHashMap<u64, (u64, u64, RecordKind)> = FxHashMap::default();
     let mut buf = vec![0u8; record_size * CHUNK_RECORDS as usize];
     let mut slot = 0;
@@ -304,7 +304,7 @@ fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
         })?;
         for (i, rec) in chunk.chunks_exact(record_size).enumerate() {
             let s = slot + i as u64;
-            let h = RecordHeader::decode_from(rec, payload_bytes.min(rec.len() - RecordHeader::ENCODED_LEN))
+            let h = RecordHeader::decode_from(rec, payload_bytes)
                 .map_err(|e| e.into_error(data.path(), data.slot_offset(s)))?;
             if h.lsn > m.checkpoint_lsn {
                 continue;
@@ -370,6 +370,12 @@ impl Replay<'_> {
                 h.encode_into(head);
                 rec[RecordHeader::ENCODED_LEN..RecordHeader::ENCODED_LEN + payload.len()].copy_from_slice(payload);
             }
+            if self.records_match(b.first_slot, &b.entries, b.lsn) {
+                // The records survived (a process crash keeps the page
+                // cache): leave their bytes alone, so a follower that already
+                // reads them never sees a write.
+                return Ok(self.accept(b));
+            }
             let needed = self.data.bytes_for_slots(end_slot);
             if needed > self.allocated_bytes {
                 self.data
@@ -383,20 +389,30 @@ impl Replay<'_> {
         } else {
             // Location batch: the records must already be in the data file,
             // whole; otherwise this frame is the torn end.
-            self.scratch.resize(record_size, 0);
-            for (i, e) in b.entries.iter().enumerate() {
-                let slot = b.first_slot + i as u64;
-                let ok = self
-                    .data
-                    .read_header(slot, &mut self.scratch[..record_size])
-                    .is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == b.lsn && h.crc == e.record_crc);
-                if !ok {
-                    return Ok(Verdict::TornHere(format!(
-                        "the batch's record at slot {slot} is missing or fails its checksum"
-                    )));
-                }
+            if !self.records_match(b.first_slot, &b.entries, b.lsn) {
+                return Ok(Verdict::TornHere(format!(
+                    "a record of the batch at slots {}..{end_slot} is missing or fails its checksum",
+                    b.first_slot
+                )));
             }
         }
+        Ok(self.accept(b))
+    }
+
+    /// Whether the data file holds exactly the records a batch describes.
+    fn records_match(&mut self, first_slot: u64, entries: &[BatchEntry], lsn: u64) -> bool {
+        let record_size = self.data.record_size_bytes() as usize;
+        let mut buf = vec![0u8; record_size];
+        entries.iter().enumerate().all(|(i, e)| {
+            self.data
+                .read_header(first_slot + i as u64, &mut buf)
+                .is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == lsn && h.crc == e.record_crc)
+        })
+    }
+
+    /// Applies a verified batch to the index.
+    fn accept(&mut self, b: &Batch<'_>) -> Verdict {
+        let end_slot = b.first_slot + b.entries.len() as u64;
         let changes: Vec<Change> = b
             .entries
             .iter()
@@ -407,7 +423,7 @@ impl Replay<'_> {
         self.next_lsn += 1;
         self.next_slot = end_slot;
         self.batches += 1;
-        Ok(Verdict::Accept)
+        Verdict::Accept
     }
 }
 
@@ -424,6 +440,14 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         files_removed: Vec::new(),
     };
     let data = DataFile::open(io, dir, manifest.generation, shape, options.map_window_bytes as usize, true)?;
+    let max_slots = (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / data.record_size_bytes();
+    if manifest.checkpoint_end_slot > max_slots {
+        return Err(Error::Corrupted {
+            path: dir.join(MANIFEST_FILE),
+            offset: 24,
+            reason: format!("checkpoint end slot {} is beyond any possible data file", manifest.checkpoint_end_slot),
+        });
+    }
     remove_leftovers(io, dir, &manifest, &mut report.files_removed)?;
 
     let index = if manifest.has_snapshot {
@@ -518,6 +542,16 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     let next_slot = replay.next_slot;
     let allocated_bytes = replay.allocated_bytes;
 
+    // Publishing a slot past the end of the file would turn a read into
+    // SIGBUS; a file shorter than its committed records is damage.
+    let file_bytes = data.len_bytes()?;
+    if file_bytes < data.bytes_for_slots(next_slot) {
+        return Err(Error::Corrupted {
+            path: data.path().into(),
+            offset: file_bytes,
+            reason: format!("the file ends before its {next_slot} committed records"),
+        });
+    }
     data.ensure_mapped(next_slot)?;
     data.publish(next_slot);
     let next_segment = list_segments(&wal_dir)?.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
