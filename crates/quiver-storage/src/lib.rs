@@ -16,6 +16,7 @@ mod element;
 mod error;
 pub mod format;
 mod index;
+mod inspect;
 pub mod io;
 mod metrics;
 mod options;
@@ -25,12 +26,13 @@ mod wal;
 pub use data_file::GrowthPolicy;
 pub use element::{Element, ElementType};
 pub use error::{Error, Result};
+pub use inspect::{StoreInfo, inspect};
 pub use metrics::{LatencySummary, Metrics};
 pub use options::{
     DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability, StoreOptions,
 };
 pub use quiver_guard::VectorGuard;
-pub use store::{RecoveryReport, SnapshotOutcome, TornTail, VectorStore};
+pub use store::{Problem, RecoveryReport, SnapshotOutcome, TornTail, VectorStore, VerifyReport};
 
 /// Named limits, checked where input enters.
 pub mod limits {

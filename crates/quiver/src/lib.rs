@@ -83,6 +83,6 @@
 pub use half::{bf16, f16};
 pub use quiver_guard::VectorGuard;
 pub use quiver_storage::{
-    Durability, Element, ElementType, Error, GrowthPolicy, LatencySummary, Metrics, RecoveryReport, Result,
-    SnapshotOutcome, StoreOptions, TornTail, VectorStore, limits,
+    Durability, Element, ElementType, Error, GrowthPolicy, LatencySummary, Metrics, Problem, RecoveryReport, Result,
+    SnapshotOutcome, StoreInfo, StoreOptions, TornTail, VectorStore, VerifyReport, inspect, limits,
 };

@@ -185,9 +185,16 @@ impl DataFile {
     }
 
     /// Reads and verifies the record at `slot`.
-    pub fn read_header(&self, slot: u64, buf: &mut [u8]) -> Option<RecordHeader> {
-        self.read_record(slot, buf).ok()?;
-        RecordHeader::decode_from(buf, self.shape.payload_bytes() as usize).ok()
+    ///
+    /// `Ok(None)` when the record is past the end of the file or fails its
+    /// checksum; `Err` for any other I/O failure, which must never be taken
+    /// for a torn record.
+    pub fn read_header(&self, slot: u64, buf: &mut [u8]) -> io::Result<Option<RecordHeader>> {
+        match self.read_record(slot, buf) {
+            Ok(()) => Ok(RecordHeader::decode_from(buf, self.shape.payload_bytes() as usize).ok()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `fdatasync`.

@@ -8,6 +8,7 @@
 mod checkpoint;
 mod commit;
 mod open;
+mod verify;
 
 use std::fs::File;
 use std::marker::PhantomData;
@@ -27,6 +28,7 @@ use crate::metrics::{Counters, Metrics};
 use crate::options::{Durability, StoreOptions};
 
 pub use open::{RecoveryReport, SnapshotOutcome, TornTail};
+pub use verify::{Problem, VerifyReport};
 
 pub use commit::MAX_BATCH_BYTES;
 use commit::{CommitState, Writer};

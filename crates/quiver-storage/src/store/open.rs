@@ -370,7 +370,7 @@ impl Replay<'_> {
                 h.encode_into(head);
                 rec[RecordHeader::ENCODED_LEN..RecordHeader::ENCODED_LEN + payload.len()].copy_from_slice(payload);
             }
-            if self.records_match(b.first_slot, &b.entries, b.lsn) {
+            if self.records_match(b.first_slot, &b.entries, b.lsn)? {
                 // The records survived (a process crash keeps the page
                 // cache): leave their bytes alone, so a follower that already
                 // reads them never sees a write.
@@ -389,7 +389,7 @@ impl Replay<'_> {
         } else {
             // Location batch: the records must already be in the data file,
             // whole; otherwise this frame is the torn end.
-            if !self.records_match(b.first_slot, &b.entries, b.lsn) {
+            if !self.records_match(b.first_slot, &b.entries, b.lsn)? {
                 return Ok(Verdict::TornHere(format!(
                     "a record of the batch at slots {}..{end_slot} is missing or fails its checksum",
                     b.first_slot
@@ -400,14 +400,21 @@ impl Replay<'_> {
     }
 
     /// Whether the data file holds exactly the records a batch describes.
-    fn records_match(&mut self, first_slot: u64, entries: &[BatchEntry], lsn: u64) -> bool {
+    /// An I/O error is returned, never taken for a mismatch: a mismatch
+    /// cuts the WAL, which must only happen for a really torn batch.
+    fn records_match(&mut self, first_slot: u64, entries: &[BatchEntry], lsn: u64) -> Result<bool> {
         let record_size = self.data.record_size_bytes() as usize;
         let mut buf = vec![0u8; record_size];
-        entries.iter().enumerate().all(|(i, e)| {
-            self.data
-                .read_header(first_slot + i as u64, &mut buf)
-                .is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == lsn && h.crc == e.record_crc)
-        })
+        for (i, e) in entries.iter().enumerate() {
+            let slot = first_slot + i as u64;
+            let header = self.data.read_header(slot, &mut buf).context(|| {
+                format!("reading the record at slot {slot} of {} during recovery", self.data.path().display())
+            })?;
+            if !header.is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == lsn && h.crc == e.record_crc) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Applies a verified batch to the index.
@@ -484,14 +491,10 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         scratch: Vec::new(),
     };
     let mut torn: Option<(u64, crate::wal::reader::SegmentEnd)> = None;
-    for (i, &segment) in segments.iter().enumerate() {
-        if i > 0 && segment != segments[i - 1] + 1 {
-            return Err(Error::Corrupted {
-                path: wal_dir.join(wal_segment_name(segment)),
-                offset: 0,
-                reason: format!("WAL segment {} is missing", segments[i - 1] + 1),
-            });
-        }
+    // Segment numbers may have gaps (empty segments are removed below); a
+    // lost segment that held batches shows up as an LSN gap instead.
+    let mut empty_segments = Vec::new();
+    for &segment in &segments {
         let path = wal_dir.join(wal_segment_name(segment));
         report.wal_segments_read += 1;
         if let Some((torn_segment, _)) = &torn {
@@ -513,7 +516,17 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         let end = scan_segment(&path, segment, replay.payload_bytes, |b| replay.apply(b))?;
         if end.torn.is_some() {
             torn = Some((segment, end));
+        } else if end.frames == 0 {
+            empty_segments.push(path);
         }
+    }
+    // A segment with a header and no frame carries nothing; without this,
+    // every open that writes nothing would leave one more behind.
+    for path in &empty_segments {
+        io.remove_file(path).context(|| format!("removing the empty segment {}", path.display()))?;
+    }
+    if !empty_segments.is_empty() {
+        io.sync_dir(&wal_dir).context(|| format!("syncing {}", wal_dir.display()))?;
     }
     if let Some((_, end)) = torn {
         let reason = end.torn.as_ref().map(|e| e.reason.clone()).unwrap_or_default();
@@ -554,7 +567,8 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     }
     data.ensure_mapped(next_slot)?;
     data.publish(next_slot);
-    let next_segment = list_segments(&wal_dir)?.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
+    // Numbers are never reused, not even those of empty segments removed above.
+    let next_segment = segments.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
     let wal = WalWriter::create(io, &wal_dir, next_segment)?;
     let wal_handle = wal.sync_handle();
     let writer = Writer {

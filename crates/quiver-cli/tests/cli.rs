@@ -1,0 +1,221 @@
+//! End-to-end tests of the `quiver` binary: demo, info (table and JSON),
+//! verify on a clean store, on a damaged one, and on a directory that is not
+//! a store. They run the built binary, as a user would.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn quiver(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quiver")).args(args).output().expect("the quiver binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// Proves the whole user journey: the demo builds and checks a store and
+// prints its summary, info describes it (the JSON is well formed), verify
+// passes, then finds a flipped payload byte naming the data file and the
+// record's offset (exit 1).
+#[test]
+fn demo_info_verify_and_damage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("demo");
+    let d = dir.to_str().expect("utf-8 temp path");
+
+    let out = quiver(&["demo", "--count", "2000", "--dim", "16", "--reads", "1000", "--dir", d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = stdout(&out);
+    for line in
+        ["dir ", "vectors          2,000 x 16 f32", "import ", "vectors/s", "MB/s", "reopen ", "verify ", "ns/op"]
+    {
+        assert!(s.contains(line), "demo output lacks {line:?}:\n{}", text(&out));
+    }
+    assert!(s.contains("snapshot loaded, 2,000 entries"), "{}", text(&out));
+    assert!(s.contains(&format!("quiver info {d}")) && s.contains(&format!("quiver verify {d}")), "{}", text(&out));
+
+    let out = quiver(&["info", d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = stdout(&out);
+    assert!(s.contains("dimension 16, element f32"), "{}", text(&out));
+    assert!(s.contains("2,000 entries"), "{}", text(&out));
+
+    let out = quiver(&["info", d, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json = stdout(&out);
+    json::check(json.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{json}"));
+    for key in
+        ["\"dimension\": 16", "\"element\": \"f32\"", "\"snapshot_entries\": 2000", "\"checkpoint_end_slot\": 2000"]
+    {
+        assert!(json.contains(key), "JSON lacks {key}:\n{json}");
+    }
+
+    let out = quiver(&["verify", d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("records checked  2,000"), "{}", text(&out));
+    assert!(stdout(&out).contains("problems         0"), "{}", text(&out));
+
+    // Flip a payload byte of slot 7 (id 7, live; covered by the snapshot,
+    // so open succeeds and only verify can see the damage). A record of 16
+    // f32 is a 64-byte header plus 64 bytes of payload, after a 4096-byte
+    // header page (docs/FORMAT.md).
+    let data = dir.join("data-00000001.qvd");
+    let record_offset = 4096 + 7 * 128u64;
+    let file = OpenOptions::new().read(true).write(true).open(&data).expect("open the data file");
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, record_offset + 64 + 5).expect("read");
+    byte[0] ^= 0x01;
+    file.write_all_at(&byte, record_offset + 64 + 5).expect("write");
+    drop(file);
+
+    let out = quiver(&["verify", d]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let s = stdout(&out);
+    let expected = format!("{} at byte offset {record_offset}", data.display());
+    assert!(s.contains(&expected), "verify output lacks {expected:?}:\n{}", text(&out));
+}
+
+// Proves verify and info on a directory that is not a store fail with exit
+// code 2 and a sentence, and create nothing.
+#[test]
+fn not_a_store_is_an_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("notes.txt"), "not a store").expect("write");
+    let d = tmp.path().to_str().expect("utf-8 temp path");
+    for args in [&["verify", d][..], &["info", d][..]] {
+        let out = quiver(args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not a Quiver store"), "{}", text(&out));
+    }
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let out = quiver(&["verify", empty.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&empty).expect("list").count(), 0, "verify created files");
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("list").count(), 2);
+}
+
+// Proves info works while another process holds the store open (it takes no
+// lock), and verify, which must open the store, fails with exit code 2 and
+// the Locked sentence.
+#[test]
+fn info_works_and_verify_is_refused_while_the_store_is_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("open");
+    let store: quiver::VectorStore<quiver::f16> = quiver::VectorStore::open(&dir, 3).expect("open");
+    store.store(1, &[quiver::f16::from_f32(0.5); 3]).expect("store");
+    let d = dir.to_str().expect("utf-8 temp path");
+
+    let out = quiver(&["info", d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("dimension 3, element f16"), "{}", text(&out));
+
+    let out = quiver(&["verify", d]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked by another writer"), "{}", text(&out));
+
+    store.close().expect("close");
+    let out = quiver(&["verify", d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("(3 x f16)") && stdout(&out).contains("live vectors     1"), "{}", text(&out));
+}
+
+// Proves the demo refuses to overwrite a non-empty directory that is not a
+// Quiver store, leaving it as it was.
+#[test]
+fn demo_refuses_a_foreign_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let keep = tmp.path().join("keep.txt");
+    std::fs::write(&keep, "precious").expect("write");
+    let out = quiver(&["demo", "--count", "10", "--dim", "4", "--dir", tmp.path().to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(Path::new(&keep)).expect("still there"), "precious");
+}
+
+/// A minimal JSON syntax checker (RFC 8259), so the test needs no JSON crate.
+mod json {
+    pub fn check(s: &str) -> Result<(), String> {
+        let b = s.as_bytes();
+        let end = value(b, ws(b, 0))?;
+        if ws(b, end) != b.len() {
+            return Err(format!("trailing bytes at {end}"));
+        }
+        Ok(())
+    }
+
+    fn ws(b: &[u8], mut i: usize) -> usize {
+        while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
+            i += 1;
+        }
+        i
+    }
+
+    fn value(b: &[u8], i: usize) -> Result<usize, String> {
+        match b.get(i) {
+            Some(b'{') => seq(b, i + 1, b'}', true),
+            Some(b'[') => seq(b, i + 1, b']', false),
+            Some(b'"') => string(b, i),
+            Some(b't') if b[i..].starts_with(b"true") => Ok(i + 4),
+            Some(b'f') if b[i..].starts_with(b"false") => Ok(i + 5),
+            Some(b'n') if b[i..].starts_with(b"null") => Ok(i + 4),
+            Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_digit() || matches!(b[j], b'.' | b'e' | b'E' | b'+' | b'-')) {
+                    j += 1;
+                }
+                Ok(j)
+            }
+            _ => Err(format!("unexpected byte at {i}")),
+        }
+    }
+
+    fn seq(b: &[u8], mut i: usize, close: u8, object: bool) -> Result<usize, String> {
+        i = ws(b, i);
+        if b.get(i) == Some(&close) {
+            return Ok(i + 1);
+        }
+        loop {
+            if object {
+                i = ws(b, string(b, i)?);
+                if b.get(i) != Some(&b':') {
+                    return Err(format!("expected ':' at {i}"));
+                }
+                i = ws(b, i + 1);
+            }
+            i = ws(b, value(b, i)?);
+            match b.get(i) {
+                Some(b',') => i = ws(b, i + 1),
+                Some(c) if *c == close => return Ok(i + 1),
+                _ => return Err(format!("expected ',' or a close at {i}")),
+            }
+        }
+    }
+
+    fn string(b: &[u8], i: usize) -> Result<usize, String> {
+        if b.get(i) != Some(&b'"') {
+            return Err(format!("expected a string at {i}"));
+        }
+        let mut j = i + 1;
+        while j < b.len() {
+            match b[j] {
+                b'"' => return Ok(j + 1),
+                b'\\' => j += 2,
+                c if c < 0x20 => return Err(format!("raw control byte at {j}")),
+                _ => j += 1,
+            }
+        }
+        Err("unterminated string".into())
+    }
+}
