@@ -37,14 +37,14 @@ impl<T: Element> VectorStore<T> {
         // Inline batches reach the data file without a sync; the manifest is
         // about to declare every record below `end_slot` durable, and the WAL
         // that could rebuild them is about to become obsolete.
-        if let Err(e) = self.data.sync_data() {
-            let err = Error::io(format!("syncing {}", self.data.path().display()), e);
+        if let Err(e) = self.current().data.sync_data() {
+            let err = Error::io(format!("syncing {}", self.current().data.path().display()), e);
             self.poison(&err);
             return Err(err);
         }
         let lsn = w.next_lsn - 1;
         let end_slot = w.next_slot;
-        let generation = self.data.generation();
+        let generation = self.current().data.generation();
         if w.manifest.has_snapshot
             && w.manifest.checkpoint_lsn == lsn
             && w.manifest.checkpoint_end_slot == end_slot
@@ -54,7 +54,7 @@ impl<T: Element> VectorStore<T> {
         }
 
         // 1. The snapshot. Until the manifest names it, it is just a file.
-        let entries = self.index.entries();
+        let entries = self.current().index.entries();
         let mut bytes = vec![0u8; SnapshotHeader::ENCODED_LEN];
         bytes.reserve(entries.len() * 16);
         for &(id, slot) in &entries {
