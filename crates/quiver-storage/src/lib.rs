@@ -30,7 +30,7 @@ pub use options::{
     DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability, StoreOptions,
 };
 pub use quiver_guard::VectorGuard;
-pub use store::{RecoveryReport, SnapshotOutcome, TornTail, VectorStore};
+pub use store::{LiveRecords, NextGeneration, RecoveryReport, SnapshotOutcome, SwitchOutcome, TornTail, VectorStore};
 
 /// Named limits, checked where input enters.
 pub mod limits {

@@ -37,6 +37,8 @@ pub(crate) struct Writer {
     /// Segments made obsolete by the previous checkpoint, deleted at the
     /// next one (the grace period for followers).
     pub obsolete_segments: Vec<u64>,
+    /// `reserve_capacity` promised room up to this slot.
+    pub reserved_until_slot: u64,
     /// At `Sync`, the latest slot of ids whose batches are logged but not
     /// yet applied to the index.
     pub overlay: FxHashMap<u64, Option<u64>>,
@@ -170,6 +172,7 @@ impl<T: Element> VectorStore<T> {
         }
         self.current().data.ensure_mapped(end_slot)?;
         self.current().index.reserve(additional as usize);
+        w.reserved_until_slot = w.reserved_until_slot.max(end_slot);
         Ok(())
     }
 
@@ -193,7 +196,10 @@ impl<T: Element> VectorStore<T> {
                     target = (w.allocated_bytes + step).max(needed_bytes);
                 }
                 Err(e) => {
-                    return Err(Error::io(format!("growing {} to {target} bytes", self.current().data.path().display()), e));
+                    return Err(Error::io(
+                        format!("growing {} to {target} bytes", self.current().data.path().display()),
+                        e,
+                    ));
                 }
             }
         }

@@ -7,6 +7,7 @@
 
 mod checkpoint;
 mod commit;
+mod generations;
 mod open;
 
 use std::fs::File;
@@ -30,6 +31,7 @@ pub use open::{RecoveryReport, SnapshotOutcome, TornTail};
 
 pub use commit::MAX_BATCH_BYTES;
 use commit::{CommitState, Writer};
+pub use generations::{LiveRecords, NextGeneration, SwitchOutcome};
 
 /// An embedded, mmap-backed vector store with write-ahead-log durability.
 ///

@@ -565,6 +565,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         allocated_bytes,
         manifest,
         obsolete_segments: Vec::new(),
+        reserved_until_slot: next_slot,
         overlay: FxHashMap::default(),
         overlay_max_lsn: 0,
         record_buf: Vec::new(),
