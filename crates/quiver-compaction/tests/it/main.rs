@@ -1,0 +1,3 @@
+//! Integration tests of quiver-compaction: one binary, a module per scenario.
+
+mod online;
