@@ -122,12 +122,15 @@ pub fn compact_with<T: Element>(store: &VectorStore<T>, options: &CompactionOpti
             break;
         }
     }
-    let copied_before_switch = next.records_copied();
+    // Flush the bulk of the new file before pausing writers.
+    next.sync()?;
+    if options.catch_up_passes > 0 {
+        next.catch_up(store)?;
+    }
     let outcome = store.switch_to(next)?;
     if let Some(progress) = &options.progress {
         progress(outcome.records_after, outcome.records_after);
     }
-    let _ = copied_before_switch;
     Ok(CompactionStats {
         generation: outcome.generation,
         live_records: outcome.records_after,

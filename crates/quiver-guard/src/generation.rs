@@ -61,15 +61,19 @@ impl<G> Slot<G> {
     }
 
     fn try_reclaim(&self) {
+        drop(self.take_if_unpinned());
+    }
+
+    /// Takes the value out of a retired slot if no pin holds it.
+    fn take_if_unpinned(&self) -> Option<G> {
         if self.pin_count() != 0 || self.reclaimed.compare_exchange(false, true, SeqCst, SeqCst).is_err() {
-            return;
+            return None;
         }
         // SAFETY: the slot is retired (the caller checked) and every pin
         // counter read zero after retirement; any later pin re-checks the
         // current pointer, finds another slot and backs off without reading
         // `value`. Winning `reclaimed` makes this the only taker.
-        let value = unsafe { (*self.value.get()).take() };
-        drop(value);
+        unsafe { (*self.value.get()).take() }
     }
 }
 
@@ -96,7 +100,7 @@ fn my_shard() -> usize {
 /// use quiver_guard::GenerationCell;
 /// let cell = GenerationCell::new(vec![1u32, 2, 3]);
 /// let old = cell.pin();
-/// cell.replace(vec![4, 5]);
+/// assert!(cell.replace(vec![4, 5]).is_none()); // pinned: dropped later
 /// assert_eq!(&*old, &[1, 2, 3]); // still readable: pinned
 /// assert_eq!(&*cell.pin(), &[4, 5]);
 /// assert_eq!(cell.live_generations(), 2);
@@ -135,9 +139,12 @@ impl<G: Send + Sync> GenerationCell<G> {
         }
     }
 
-    /// Installs `value` as the current generation. The previous one is
-    /// dropped once no pin holds it (immediately if none does).
-    pub fn replace(&self, value: G) {
+    /// Installs `value` as the current generation. If no pin holds the
+    /// previous one, it is returned, for the caller to drop where it likes
+    /// (dropping a mapping is not free); otherwise it is dropped when its
+    /// last pin is released.
+    #[must_use = "the previous generation is returned to be dropped; dropping it here is fine"]
+    pub fn replace(&self, value: G) -> Option<G> {
         let slot = Box::new(Slot::new(value));
         let ptr = (&*slot as *const Slot<G>).cast_mut();
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,7 +154,7 @@ impl<G: Send + Sync> GenerationCell<G> {
         // `slots`, which we hold.
         let old = unsafe { &*old };
         old.retired.store(true, SeqCst);
-        old.try_reclaim();
+        old.take_if_unpinned()
     }
 
     /// Generations whose values are still alive (the current one plus any
@@ -223,11 +230,11 @@ mod tests {
     fn retired_generation_dropped_at_last_pin() {
         let drops = Arc::new(AtomicUsize::new(0));
         let cell = GenerationCell::new(Counted(drops.clone()));
-        cell.replace(Counted(drops.clone()));
-        assert_eq!(drops.load(SeqCst), 1, "unpinned generation dropped at once");
+        drop(cell.replace(Counted(drops.clone())));
+        assert_eq!(drops.load(SeqCst), 1, "unpinned generation handed back at once");
         let a = cell.pin();
         let b = cell.pin();
-        cell.replace(Counted(drops.clone()));
+        assert!(cell.replace(Counted(drops.clone())).is_none());
         assert_eq!(drops.load(SeqCst), 1);
         drop(a);
         assert_eq!(drops.load(SeqCst), 1);
@@ -260,7 +267,7 @@ mod tests {
             }
             s.spawn(|| {
                 for _ in 0..2_000 {
-                    cell.replace(Checked(Arc::new(AtomicBool::new(false))));
+                    drop(cell.replace(Checked(Arc::new(AtomicBool::new(false)))));
                 }
             });
         });

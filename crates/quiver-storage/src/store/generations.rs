@@ -155,6 +155,12 @@ impl NextGeneration {
         })
     }
 
+    /// Makes the records copied so far durable, so the switch (which syncs
+    /// again under the writer lock) only has the last catch-up to flush.
+    pub fn sync(&self) -> Result<()> {
+        self.data.sync_data().context(|| format!("syncing {}", self.data.path().display()))
+    }
+
     /// Records written to the new file so far.
     pub fn records_copied(&self) -> u64 {
         self.next_slot
@@ -274,10 +280,26 @@ impl<T: Element> VectorStore<T> {
         self.check_writable()?;
         let mut w = self.writer.lock();
         let paused = Instant::now();
-        self.switch_locked(&mut w, next, paused)
+        let (outcome, retired) = self.switch_locked(&mut w, next, paused)?;
+        drop(w);
+        // Unmapping and unlinking a large file take a while: not on the
+        // writers' time. A generation still pinned by a guard is dropped
+        // when that guard goes instead.
+        if let Some((generation, path)) = retired {
+            drop(generation);
+            let _ = self.io.remove_file(&path);
+            let _ = self.io.sync_dir(&self.dir);
+        }
+        Ok(outcome)
     }
 
-    fn switch_locked(&self, w: &mut Writer, mut next: NextGeneration, paused: Instant) -> Result<SwitchOutcome> {
+    #[allow(clippy::type_complexity)]
+    fn switch_locked(
+        &self,
+        w: &mut Writer,
+        mut next: NextGeneration,
+        paused: Instant,
+    ) -> Result<(SwitchOutcome, Option<(Option<Generation>, std::path::PathBuf)>)> {
         let new_path = self.dir.join(data_file_name(next.generation));
         let old = self.current();
         let records_before = w.next_slot;
@@ -332,14 +354,12 @@ impl<T: Element> VectorStore<T> {
         w.overlay.clear();
         let old_path = old.data.path().to_path_buf();
         drop(old);
-        self.gens.replace(Generation { data: next.data, index });
+        let retired = self.gens.replace(Generation { data: next.data, index });
         Counters::add(&self.counters.checkpoints, 1);
 
         // Cleanup: nothing depends on it; open removes what is left.
-        let _ = self.io.remove_file(&old_path);
         self.remove_obsolete(w, &previous, &snapshot_name, old_segment);
-        let _ = self.io.sync_dir(&self.dir);
-        Ok(SwitchOutcome {
+        let outcome = SwitchOutcome {
             generation,
             records_before,
             records_after: end_slot,
@@ -347,7 +367,8 @@ impl<T: Element> VectorStore<T> {
             bytes_after: w.allocated_bytes,
             caught_up_in_pause,
             writer_pause: paused.elapsed(),
-        })
+        };
+        Ok((outcome, Some((retired, old_path))))
     }
 
     /// Builds a `(id -> slot)` map of the current generation: for tests.
