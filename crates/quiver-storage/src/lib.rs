@@ -32,7 +32,10 @@ pub use options::{
     DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability, StoreOptions,
 };
 pub use quiver_guard::VectorGuard;
-pub use store::{Problem, RecoveryReport, SnapshotOutcome, TornTail, VectorStore, VerifyReport};
+pub use store::{
+    LiveRecords, NextGeneration, Problem, RecoveryReport, SnapshotOutcome, SwitchOutcome, TornTail, VectorStore,
+    VerifyReport,
+};
 
 /// Named limits, checked where input enters.
 pub mod limits {

@@ -18,6 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::Manifest;
 use crate::format::snapshot::{SnapshotHeader, encode_entry};
 use crate::format::{MANIFEST_FILE, WAL_DIR, crc32, snapshot_file_name, wal_segment_name};
+use crate::index::Index;
 use crate::metrics::Counters;
 use crate::wal::writer::WalWriter;
 
@@ -34,17 +35,18 @@ impl<T: Element> VectorStore<T> {
 
     pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
         self.sync_all_locked(w)?;
+        let g = self.current();
         // Inline batches reach the data file without a sync; the manifest is
         // about to declare every record below `end_slot` durable, and the WAL
         // that could rebuild them is about to become obsolete.
-        if let Err(e) = self.data.sync_data() {
-            let err = Error::io(format!("syncing {}", self.data.path().display()), e);
+        if let Err(e) = g.data.sync_data() {
+            let err = Error::io(format!("syncing {}", g.data.path().display()), e);
             self.poison(&err);
             return Err(err);
         }
         let lsn = w.next_lsn - 1;
         let end_slot = w.next_slot;
-        let generation = self.data.generation();
+        let generation = g.data.generation();
         if w.manifest.has_snapshot
             && w.manifest.checkpoint_lsn == lsn
             && w.manifest.checkpoint_end_slot == end_slot
@@ -54,7 +56,40 @@ impl<T: Element> VectorStore<T> {
         }
 
         // 1. The snapshot. Until the manifest names it, it is just a file.
-        let entries = self.index.entries();
+        self.write_snapshot(&g.index, generation, lsn, end_slot)?;
+        drop(g);
+        let snapshot_name = snapshot_file_name(generation, lsn);
+
+        // 2. The next WAL segment, so the manifest can name where replay
+        // starts. A failure here leaves the old checkpoint in force.
+        let new_wal = self.start_segment(w).inspect_err(|_| {
+            let _ = self.io.remove_file(&self.dir.join(&snapshot_name));
+        })?;
+
+        // 3. The commit point.
+        let manifest = Manifest {
+            generation,
+            checkpoint_lsn: lsn,
+            checkpoint_end_slot: end_slot,
+            has_snapshot: true,
+            wal_segment: new_wal.segment(),
+        };
+        self.commit_manifest(&manifest)?;
+        let previous = std::mem::replace(&mut w.manifest, manifest);
+        let old_segment = w.wal.segment();
+        w.wal = new_wal;
+        *self.wal_handle.lock() = w.wal.sync_handle();
+        Counters::add(&self.counters.checkpoints, 1);
+
+        // 4. Cleanup.
+        self.remove_obsolete(w, &previous, &snapshot_name, old_segment);
+        Ok(())
+    }
+
+    /// Writes `snapshot-<generation>-<lsn>.qvs` (temp, fsync, rename, fsync
+    /// directory). Until a manifest names it, it is just a file.
+    pub(super) fn write_snapshot(&self, index: &Index, generation: u32, lsn: u64, end_slot: u64) -> Result<()> {
+        let entries = index.entries();
         let mut bytes = vec![0u8; SnapshotHeader::ENCODED_LEN];
         bytes.reserve(entries.len() * 16);
         for &(id, slot) in &entries {
@@ -70,62 +105,50 @@ impl<T: Element> VectorStore<T> {
         let head: &mut [u8; SnapshotHeader::ENCODED_LEN] =
             (&mut bytes[..SnapshotHeader::ENCODED_LEN]).try_into().expect("64 bytes");
         header.encode_into(head);
-        let snapshot_name = snapshot_file_name(generation, lsn);
+        let name = snapshot_file_name(generation, lsn);
         self.io
-            .replace_file_atomically(&self.dir, &snapshot_name, &bytes)
-            .context(|| format!("writing the snapshot {}", self.dir.join(&snapshot_name).display()))?;
+            .replace_file_atomically(&self.dir, &name, &bytes)
+            .context(|| format!("writing the snapshot {}", self.dir.join(&name).display()))
+    }
 
-        // 2. The next WAL segment, so the manifest can name where replay
-        // starts. A failure here leaves the old checkpoint in force.
+    /// Creates and syncs the segment after the current one.
+    pub(super) fn start_segment(&self, w: &Writer) -> Result<WalWriter> {
         let wal_dir = self.dir.join(WAL_DIR);
         let next_segment = w.wal.segment() + 1;
-        let new_wal = match WalWriter::create(&self.io, &wal_dir, next_segment) {
-            Ok(wal) => wal,
-            Err(e) => {
-                let _ = self.io.remove_file(&self.dir.join(&snapshot_name));
-                let _ = self.io.remove_file(&wal_dir.join(wal_segment_name(next_segment)));
-                return Err(e);
-            }
-        };
+        WalWriter::create(&self.io, &wal_dir, next_segment).inspect_err(|_| {
+            let _ = self.io.remove_file(&wal_dir.join(wal_segment_name(next_segment)));
+        })
+    }
 
-        // 3. The commit point.
-        let manifest = Manifest {
-            generation,
-            checkpoint_lsn: lsn,
-            checkpoint_end_slot: end_slot,
-            has_snapshot: true,
-            wal_segment: next_segment,
-        };
-        let mut mbytes = [0u8; Manifest::ENCODED_LEN];
-        manifest.encode_into(&mut mbytes);
-        if let Err(e) = self.io.replace_file_atomically(&self.dir, MANIFEST_FILE, &mbytes) {
-            // Whether the rename reached the disk is unknown: the manifest
-            // may name either checkpoint, so only a reopen can tell.
+    /// Replaces the manifest: the commit point of checkpoints and
+    /// generation switches. A failure poisons the store, because whether
+    /// the rename reached the disk is unknown: only a reopen can tell.
+    pub(super) fn commit_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let mut bytes = [0u8; Manifest::ENCODED_LEN];
+        manifest.encode_into(&mut bytes);
+        self.io.replace_file_atomically(&self.dir, MANIFEST_FILE, &bytes).map_err(|e| {
             let err = Error::io(format!("replacing {}", self.dir.join(MANIFEST_FILE).display()), e);
             self.poison(&err);
-            return Err(err);
-        }
-        let previous = std::mem::replace(&mut w.manifest, manifest);
-        let old_segment = w.wal.segment();
-        w.wal = new_wal;
-        *self.wal_handle.lock() = w.wal.sync_handle();
-        Counters::add(&self.counters.checkpoints, 1);
+            err
+        })
+    }
 
-        // 4. Cleanup; nothing depends on it, so failures are ignored and
-        // retried by the next checkpoint or open.
+    /// Removes the previous snapshot and the WAL segments made obsolete by
+    /// the checkpoint before last (the grace period for followers). Nothing
+    /// depends on it; failures are retried by the next checkpoint or open.
+    pub(super) fn remove_obsolete(&self, w: &mut Writer, previous: &Manifest, keep_snapshot: &str, old_segment: u64) {
+        let wal_dir = self.dir.join(WAL_DIR);
         if previous.has_snapshot {
             let old = snapshot_file_name(previous.generation, previous.checkpoint_lsn);
-            if old != snapshot_name {
+            if old != keep_snapshot {
                 let _ = self.io.remove_file(&self.dir.join(old));
             }
         }
-        let expired = std::mem::take(&mut w.obsolete_segments);
-        for segment in expired {
+        for segment in std::mem::take(&mut w.obsolete_segments) {
             let _ = self.io.remove_file(&wal_dir.join(wal_segment_name(segment)));
         }
         w.obsolete_segments =
             crate::wal::list_segments(&wal_dir).unwrap_or_default().into_iter().filter(|&s| s <= old_segment).collect();
-        Ok(())
     }
 
     /// Files in the store directory, for tools and tests.

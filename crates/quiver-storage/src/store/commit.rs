@@ -37,6 +37,8 @@ pub(crate) struct Writer {
     /// Segments made obsolete by the previous checkpoint, deleted at the
     /// next one (the grace period for followers).
     pub obsolete_segments: Vec<u64>,
+    /// `reserve_capacity` promised room up to this slot.
+    pub reserved_until_slot: u64,
     /// At `Sync`, the latest slot of ids whose batches are logged but not
     /// yet applied to the index.
     pub overlay: FxHashMap<u64, Option<u64>>,
@@ -157,7 +159,7 @@ impl<T: Element> VectorStore<T> {
             actual: additional,
             limit: u64::MAX - w.next_slot,
         })?;
-        let needed = self.data.bytes_for_slots(end_slot);
+        let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > crate::format::MAX_DATA_FILE_BYTES {
             return Err(Error::LimitExceeded {
                 what: "a data file size",
@@ -168,8 +170,9 @@ impl<T: Element> VectorStore<T> {
         if needed > w.allocated_bytes {
             self.grow_locked(&mut w, needed, needed)?;
         }
-        self.data.ensure_mapped(end_slot)?;
-        self.index.reserve(additional as usize);
+        self.current().data.ensure_mapped(end_slot)?;
+        self.current().index.reserve(additional as usize);
+        w.reserved_until_slot = w.reserved_until_slot.max(end_slot);
         Ok(())
     }
 
@@ -180,7 +183,7 @@ impl<T: Element> VectorStore<T> {
         let started = Instant::now();
         let mut target = preferred_bytes.max(needed_bytes);
         loop {
-            match self.data.allocate(w.allocated_bytes, target) {
+            match self.current().data.allocate(w.allocated_bytes, target) {
                 Ok(()) => {
                     w.allocated_bytes = target;
                     Counters::add(&self.counters.growth_events, 1);
@@ -193,7 +196,10 @@ impl<T: Element> VectorStore<T> {
                     target = (w.allocated_bytes + step).max(needed_bytes);
                 }
                 Err(e) => {
-                    return Err(Error::io(format!("growing {} to {target} bytes", self.data.path().display()), e));
+                    return Err(Error::io(
+                        format!("growing {} to {target} bytes", self.current().data.path().display()),
+                        e,
+                    ));
                 }
             }
         }
@@ -204,7 +210,7 @@ impl<T: Element> VectorStore<T> {
     fn current_slot(&self, w: &Writer, id: u64) -> Option<u64> {
         match w.overlay.get(&id) {
             Some(&slot) => slot,
-            None => self.index.get(id),
+            None => self.current().index.get(id),
         }
     }
 
@@ -228,15 +234,15 @@ impl<T: Element> VectorStore<T> {
         let first_slot = w.next_slot;
         let n = ops.len() as u64;
         let end_slot = first_slot + n;
-        let needed = self.data.bytes_for_slots(end_slot);
+        let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > w.allocated_bytes {
             let preferred = self.options.growth.target(w.allocated_bytes, needed);
             self.grow_locked(&mut w, needed, preferred)?;
         }
-        self.data.ensure_mapped(end_slot)?;
+        self.current().data.ensure_mapped(end_slot)?;
 
         // Encode records and WAL entries.
-        let record_size = self.data.record_size_bytes() as usize;
+        let record_size = self.current().data.record_size_bytes() as usize;
         let payload_len = self.shape.payload_bytes() as usize;
         let mut records = std::mem::take(&mut w.record_buf);
         let mut payloads = std::mem::take(&mut w.payload_buf);
@@ -276,7 +282,7 @@ impl<T: Element> VectorStore<T> {
         // The batch is in the log: from here on nothing may fail but a sync.
         w.next_lsn = lsn + 1;
         w.next_slot = end_slot;
-        self.data.publish(end_slot);
+        self.current().data.publish(end_slot);
         Counters::add(&self.counters.batches_committed, 1);
 
         if self.options.durability == Durability::Sync {
@@ -300,7 +306,7 @@ impl<T: Element> VectorStore<T> {
                 let _ = self.checkpoint();
             }
         } else {
-            self.index.apply(&changes);
+            self.current().index.apply(&changes);
             {
                 let mut c = self.commit.lock();
                 c.written_lsn = lsn;
@@ -327,11 +333,11 @@ impl<T: Element> VectorStore<T> {
         entries: &[BatchEntry],
         payloads: Option<&[u8]>,
     ) -> Result<()> {
-        self.data.write_records(first_slot, records).map_err(|e| {
-            Error::io(format!("writing records at slot {first_slot} of {}", self.data.path().display()), e)
+        self.current().data.write_records(first_slot, records).map_err(|e| {
+            Error::io(format!("writing records at slot {first_slot} of {}", self.current().data.path().display()), e)
         })?;
         let defer = self.options.durability == Durability::Deferred;
-        let generation = self.data.generation();
+        let generation = self.current().data.generation();
         if let Err(e) = w.wal.append(lsn, generation, first_slot, entries, payloads, defer) {
             if e.poison {
                 self.poison(&e.error);
@@ -363,7 +369,7 @@ impl<T: Element> VectorStore<T> {
             let (wal_file, wal_path) = c_wal_handle(self);
             drop(c);
             let started = Instant::now();
-            let synced = (if data_dirty { self.data.sync_data() } else { Ok(()) })
+            let synced = (if data_dirty { self.current().data.sync_data() } else { Ok(()) })
                 .and_then(|()| self.io.sync_data(&wal_file, &wal_path));
             self.counters.sync_latency.record(started.elapsed());
             Counters::add(&self.counters.wal_syncs, 1);
@@ -373,7 +379,7 @@ impl<T: Element> VectorStore<T> {
                 Ok(()) => {
                     for b in &batches {
                         debug_assert!(b.lsn <= target);
-                        self.index.apply(&b.changes);
+                        self.current().index.apply(&b.changes);
                     }
                     c.applied_lsn = c.applied_lsn.max(target);
                     self.applied_lsn.store(c.applied_lsn, std::sync::atomic::Ordering::Release);
@@ -403,9 +409,10 @@ impl<T: Element> VectorStore<T> {
         }
         let started = Instant::now();
         let synced = self
+            .current()
             .data
             .sync_data()
-            .map_err(|e| Error::io(format!("syncing {}", self.data.path().display()), e))
+            .map_err(|e| Error::io(format!("syncing {}", self.current().data.path().display()), e))
             .and_then(|()| w.wal.sync());
         self.counters.sync_latency.record(started.elapsed());
         Counters::add(&self.counters.wal_syncs, 1);

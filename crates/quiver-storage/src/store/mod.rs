@@ -7,6 +7,7 @@
 
 mod checkpoint;
 mod commit;
+mod generations;
 mod open;
 mod verify;
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex};
-use quiver_guard::VectorGuard;
+use quiver_guard::{GenerationCell, Pinned, VectorGuard};
 
 use crate::data_file::DataFile;
 use crate::element::Element;
@@ -32,6 +33,7 @@ pub use verify::{Problem, VerifyReport};
 
 pub use commit::MAX_BATCH_BYTES;
 use commit::{CommitState, Writer};
+pub use generations::{LiveRecords, NextGeneration, SwitchOutcome};
 
 /// An embedded, mmap-backed vector store with write-ahead-log durability.
 ///
@@ -56,8 +58,9 @@ pub struct VectorStore<T: Element> {
     shape: StoreShape,
     options: StoreOptions,
     io: Io,
-    data: DataFile,
-    index: Index,
+    /// The current generation (data file + index); compaction replaces it
+    /// while guards into the old one keep it alive.
+    gens: GenerationCell<Generation>,
     writer: Mutex<Writer>,
     commit: Mutex<CommitState>,
     commit_done: Condvar,
@@ -85,7 +88,20 @@ impl<T: Element> std::fmt::Debug for VectorStore<T> {
     }
 }
 
+/// One generation: a data file and the index of the records in it.
+#[derive(Debug)]
+pub(crate) struct Generation {
+    pub data: DataFile,
+    pub index: Index,
+}
+
 impl<T: Element> VectorStore<T> {
+    /// Pins the current generation.
+    #[inline]
+    pub(crate) fn current(&self) -> Pinned<'_, Generation> {
+        self.gens.pin()
+    }
+
     /// Opens the store at `path` with default options, creating it if `path`
     /// does not exist (or is an empty directory).
     ///
@@ -116,10 +132,12 @@ impl<T: Element> VectorStore<T> {
     /// never change while it is held, even if `id` is overwritten or deleted.
     #[inline]
     pub fn get(&self, id: u64) -> Option<VectorGuard<'_, T>> {
-        let slot = self.index.get(id)?;
-        let payload = self.data.payload::<T>(slot);
-        debug_assert!(payload.is_some(), "an indexed slot is always published");
-        payload.map(VectorGuard::new)
+        self.gens.pin().into_guard(|g| {
+            let slot = g.index.get(id)?;
+            let payload = g.data.payload::<T>(slot);
+            debug_assert!(payload.is_some(), "an indexed slot is always published");
+            payload
+        })
     }
 
     /// A copy of vector `id` (one allocation, one copy), or `None`.
@@ -129,22 +147,22 @@ impl<T: Element> VectorStore<T> {
 
     /// Whether `id` is present.
     pub fn contains(&self, id: u64) -> bool {
-        self.index.contains(id)
+        self.current().index.contains(id)
     }
 
     /// The number of vectors, as a consistent snapshot.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.current().index.len()
     }
 
     /// Whether the store holds no vector.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.current().index.is_empty()
     }
 
     /// Every id, unordered, as a consistent snapshot.
     pub fn ids(&self) -> Vec<u64> {
-        self.index.ids()
+        self.current().index.ids()
     }
 
     /// What the last open found and did (snapshot used or rebuilt, WAL
@@ -156,8 +174,8 @@ impl<T: Element> VectorStore<T> {
     /// Counters, sizes and latency percentiles.
     pub fn metrics(&self) -> Metrics {
         let c = &self.counters;
-        let live = self.index.len() as u64;
-        let record = self.data.record_size_bytes();
+        let live = self.current().index.len() as u64;
+        let record = self.current().data.record_size_bytes();
         let (file_bytes, wal_bytes, slots) = {
             let w = self.writer.lock();
             (w.allocated_bytes, w.wal.len_bytes(), w.next_slot)
@@ -171,7 +189,7 @@ impl<T: Element> VectorStore<T> {
             checkpoints: Counters::get(&c.checkpoints),
             growth_events: Counters::get(&c.growth_events),
             file_bytes,
-            committed_bytes: self.data.bytes_for_slots(slots),
+            committed_bytes: self.current().data.bytes_for_slots(slots),
             live_bytes: live * record,
             garbage_bytes: slots.saturating_sub(live) * record,
             wal_bytes,

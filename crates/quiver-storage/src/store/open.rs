@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
+use quiver_guard::GenerationCell;
 use rustc_hash::FxHashMap;
 
 use super::VectorStore;
@@ -578,6 +579,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         allocated_bytes,
         manifest,
         obsolete_segments: Vec::new(),
+        reserved_until_slot: next_slot,
         overlay: FxHashMap::default(),
         overlay_max_lsn: 0,
         record_buf: Vec::new(),
@@ -589,8 +591,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         shape,
         options: options.clone(),
         io: io.clone(),
-        data,
-        index,
+        gens: GenerationCell::new(super::Generation { data, index }),
         writer: Mutex::new(writer),
         commit: Mutex::new(CommitState { written_lsn: applied, applied_lsn: applied, ..CommitState::default() }),
         commit_done: Condvar::new(),

@@ -76,7 +76,7 @@ impl<T: Element> VectorStore<T> {
         let end_slot = w.next_slot;
         // The writer's view of the index: what readers see, plus batches
         // logged at `Sync` whose shared sync has not yet made them visible.
-        let mut expected: FxHashMap<u64, u64> = self.index.entries().into_iter().collect();
+        let mut expected: FxHashMap<u64, u64> = self.current().index.entries().into_iter().collect();
         for (&id, &slot) in &w.overlay {
             match slot {
                 Some(s) => expected.insert(id, s),
@@ -84,7 +84,7 @@ impl<T: Element> VectorStore<T> {
             };
         }
 
-        let path = self.data.path().to_path_buf();
+        let path = self.current().data.path().to_path_buf();
         let mut problems = Vec::new();
         let mut damaged: FxHashSet<u64> = FxHashSet::default();
         let mut newest: FxHashMap<u64, Newest> = FxHashMap::default();
@@ -93,7 +93,7 @@ impl<T: Element> VectorStore<T> {
         drop(w);
 
         for (&id, &slot) in &expected {
-            let at = self.data.slot_offset(slot);
+            let at = self.current().data.slot_offset(slot);
             let problem = |reason: String| Problem { path: path.clone(), offset: at, reason };
             if slot >= end_slot {
                 problems.push(problem(format!(
@@ -122,7 +122,7 @@ impl<T: Element> VectorStore<T> {
             if kind == RecordKind::Put && !expected.contains_key(&id) {
                 problems.push(Problem {
                     path: path.clone(),
-                    offset: self.data.slot_offset(slot),
+                    offset: self.current().data.slot_offset(slot),
                     reason: format!(
                         "id {id} is absent from the index, but its newest record (slot {slot}) is a vector"
                     ),
@@ -143,23 +143,24 @@ impl<T: Element> VectorStore<T> {
         damaged: &mut FxHashSet<u64>,
         problems: &mut Vec<Problem>,
     ) -> Result<(u64, u64)> {
-        let record_size = usize::try_from(self.data.record_size_bytes()).expect("a record size fits in usize");
+        let record_size =
+            usize::try_from(self.current().data.record_size_bytes()).expect("a record size fits in usize");
         let payload_bytes = self.shape.payload_bytes() as usize;
-        let path = self.data.path();
+        let path = self.current().data.path().to_path_buf();
         let mut buf = vec![0u8; record_size * CHUNK_RECORDS as usize];
         let (mut checked, mut tombstones) = (0u64, 0u64);
         let mut slot = 0;
         while slot < end_slot {
             let n = CHUNK_RECORDS.min(end_slot - slot);
             let chunk = &mut buf[..n as usize * record_size];
-            match self.data.read_record(slot, chunk) {
+            match self.current().data.read_record(slot, chunk) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     // The file ends inside this chunk: record one problem
                     // for the missing tail and stop; nothing beyond exists.
                     problems.push(Problem {
                         path: path.to_path_buf(),
-                        offset: self.data.slot_offset(slot),
+                        offset: self.current().data.slot_offset(slot),
                         reason: format!(
                             "the file ends before the committed end at slot {end_slot}: \
                              the records from slot {slot} on cannot be read"
@@ -190,7 +191,7 @@ impl<T: Element> VectorStore<T> {
                         damaged.insert(s);
                         problems.push(Problem {
                             path: path.to_path_buf(),
-                            offset: self.data.slot_offset(s),
+                            offset: self.current().data.slot_offset(s),
                             reason: format!(
                                 "the record at slot {s} is damaged ({} at byte {} of the record)",
                                 e.reason, e.offset

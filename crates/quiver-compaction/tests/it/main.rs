@@ -1,0 +1,4 @@
+//! Integration tests of quiver-compaction: one binary, a module per scenario.
+
+mod crash_steps;
+mod online;

@@ -1,0 +1,155 @@
+//! Compaction while readers and writers run: model equality, guards held
+//! across the switch, disk usage, reopen.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use quiver_storage::{StoreOptions, VectorStore};
+
+fn vector(id: u64, version: u64) -> Vec<f32> {
+    (0..8).map(|i| (id * 1000 + version * 10 + i) as f32).collect()
+}
+
+fn options() -> StoreOptions {
+    StoreOptions::new(8).initial_file_bytes(64 << 10).growth_step_bytes(64 << 10, 1 << 20)
+}
+
+fn data_file_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".qvd"))
+        .map(|e| e.metadata().expect("metadata").len())
+        .sum()
+}
+
+// Proves a compaction of a store with 75% garbage keeps exactly the live
+// vectors, shrinks the data file accordingly, and survives reopen.
+#[test]
+fn compaction_keeps_the_model_and_shrinks_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    let mut model = BTreeMap::new();
+    for id in 0..4000u64 {
+        store.store(id, &vector(id, 0)).expect("store");
+        model.insert(id, vector(id, 0));
+    }
+    for id in (0..4000u64).filter(|id| id % 4 != 0) {
+        assert!(store.delete(id).expect("delete"));
+        model.remove(&id);
+    }
+    store.checkpoint().expect("checkpoint");
+    let before = data_file_bytes(&path);
+    let stats = quiver_compaction::compact(&store).expect("compact");
+    let after = data_file_bytes(&path);
+    assert_eq!(stats.live_records, 1000);
+    assert!(after * 3 < before, "data file {before} -> {after} bytes");
+    for (id, v) in &model {
+        assert_eq!(store.retrieve(*id).as_ref(), Some(v));
+    }
+    assert_eq!(store.len(), model.len());
+    store.store(5000, &vector(5000, 1)).expect("store after compaction");
+    model.insert(5000, vector(5000, 1));
+    drop(store);
+    let store: VectorStore<f32> = options().open(&path).expect("reopen");
+    assert_eq!(store.len(), model.len());
+    for (id, v) in &model {
+        assert_eq!(store.retrieve(*id).as_ref(), Some(v));
+    }
+    store.close().expect("close");
+    let store: VectorStore<f32> = options().open(&path).expect("reopen after close");
+    let mut ids = store.ids();
+    ids.sort_unstable();
+    assert_eq!(ids, model.keys().copied().collect::<Vec<_>>());
+}
+
+// Proves a guard taken before compaction reads the same bytes after the
+// switch, and that a store whose vectors are all deleted compacts to a small
+// file.
+#[test]
+fn guard_survives_compaction_and_empty_store_compacts_small() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    for id in 0..500u64 {
+        store.store(id, &vector(id, 0)).expect("store");
+    }
+    let guard = store.get(7).expect("present");
+    let copy = guard.to_vec();
+    store.store(7, &vector(7, 1)).expect("overwrite");
+    quiver_compaction::compact(&store).expect("compact");
+    assert_eq!(&*guard, &copy[..]);
+    assert_eq!(store.retrieve(7), Some(vector(7, 1)));
+    drop(guard);
+    for id in 0..500u64 {
+        store.delete(id).expect("delete");
+    }
+    quiver_compaction::compact(&store).expect("compact empty");
+    assert!(store.is_empty());
+    assert!(data_file_bytes(&path) <= 256 << 10, "{} bytes", data_file_bytes(&path));
+}
+
+// Proves writes that race with compaction are carried over: a writer thread
+// stores and deletes while compactions run; afterwards (and after reopen)
+// the store equals the writer's model.
+#[test]
+fn concurrent_writes_are_carried_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    let done = AtomicBool::new(false);
+    let model = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut model = BTreeMap::new();
+            let mut round = 0u64;
+            while !done.load(Ordering::Acquire) || round < 2000 {
+                round += 1;
+                let id = round % 700;
+                if round % 5 == 4 {
+                    store.delete(id).expect("delete");
+                    model.remove(&id);
+                } else {
+                    store.store(id, &vector(id, round)).expect("store");
+                    model.insert(id, vector(id, round));
+                }
+            }
+            model
+        });
+        let reader = s.spawn(|| {
+            let mut reads = 0u64;
+            while !done.load(Ordering::Acquire) {
+                for id in 0..700u64 {
+                    if let Some(g) = store.get(id) {
+                        // Every element must come from one whole write of
+                        // this id: vector(id, v)[i] = id*1000 + v*10 + i.
+                        let base = g[0] as u64;
+                        assert!(base >= id * 1000 && (base - id * 1000) % 10 == 0, "id {id}: {:?}", &*g);
+                        assert!(g.iter().enumerate().all(|(i, &x)| x == g[0] + i as f32), "torn: {:?}", &*g);
+                        reads += 1;
+                    }
+                }
+            }
+            reads
+        });
+        let compactions = 20;
+        for _ in 0..compactions {
+            quiver_compaction::compact(&store).expect("compact");
+        }
+        done.store(true, Ordering::Release);
+        let model = writer.join().expect("writer");
+        let reads = reader.join().expect("reader");
+        println!("{compactions} compactions, {reads} reads during them");
+        model
+    });
+    let check = |store: &VectorStore<f32>| {
+        assert_eq!(store.len(), model.len());
+        for (id, v) in &model {
+            assert_eq!(store.retrieve(*id).as_ref(), Some(v), "id {id}");
+        }
+    };
+    check(&store);
+    drop(store);
+    let store: VectorStore<f32> = options().open(&path).expect("reopen");
+    check(&store);
+}

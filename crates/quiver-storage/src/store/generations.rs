@@ -1,0 +1,379 @@
+//! Building the next generation and switching to it: the storage half of
+//! compaction. `quiver-compaction` drives these steps; this module owns
+//! everything that touches the store's files and state.
+//!
+//! Steps (docs/FORMAT.md, "Generation switch"):
+//! 1. [`VectorStore::live_records`]: the live `(id, slot)` set and the
+//!    committed end, taken under the writer lock (no I/O).
+//! 2. [`NextGeneration::create`]: `data-<g+1>.qvd` created and `fallocate`d
+//!    to its final size first, so a full disk fails before anything else.
+//! 3. [`NextGeneration::copy_live`] and [`NextGeneration::catch_up`], without
+//!    any lock: live records copied in file order, then every record
+//!    committed since step 1 copied verbatim (puts and tombstones alike).
+//! 4. [`VectorStore::switch_to`], with the writer lock (the only pause):
+//!    sync, a last catch-up, `fdatasync` of the new file, its snapshot (temp,
+//!    fsync, rename, fsync directory), a new WAL segment, the manifest naming
+//!    generation `g+1` (temp, fsync, rename, fsync directory: the commit
+//!    point), the in-memory switch, and the unlink of the old data file. The
+//!    old mapping lives until the last guard into it is dropped.
+//!
+//! A failure before the manifest rename removes the new files and leaves
+//! the old generation in use; a failure of the rename's directory sync
+//! poisons the store (either manifest may be on disk); open removes the
+//! files of whichever generation the manifest does not name.
+
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use super::commit::Writer;
+use super::{Generation, VectorStore};
+use crate::data_file::DataFile;
+use crate::element::Element;
+use crate::error::{Error, IoContext, Result};
+use crate::format::manifest::Manifest;
+use crate::format::record::{RecordHeader, RecordKind};
+use crate::format::{data_file_name, snapshot_file_name};
+use crate::index::{Change, Index};
+use crate::metrics::Counters;
+use crate::wal::writer::WalWriter;
+
+/// Records copied per read/write when moving data between generations.
+const COPY_CHUNK_RECORDS: usize = 256;
+
+/// The live set of the current generation at one instant.
+#[derive(Debug, Clone)]
+pub struct LiveRecords {
+    /// The generation the slots point into.
+    pub generation: u32,
+    /// The committed end when the set was taken.
+    pub end_slot: u64,
+    /// Live `(id, slot)` pairs, in slot (file) order.
+    pub records: Vec<(u64, u64)>,
+    /// Bytes of one record.
+    pub record_size_bytes: u64,
+    /// Slots reserved by `reserve_capacity` and not yet used.
+    pub reserved_slots: u64,
+}
+
+/// What a generation switch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SwitchOutcome {
+    /// The new generation.
+    pub generation: u32,
+    /// Records the old data file held when the switch happened.
+    pub records_before: u64,
+    /// Records in the new data file.
+    pub records_after: u64,
+    /// Allocated bytes of the old data file.
+    pub bytes_before: u64,
+    /// Allocated bytes of the new data file.
+    pub bytes_after: u64,
+    /// Records copied by the final catch-up, under the writer lock.
+    pub caught_up_in_pause: u64,
+    /// How long writers were paused.
+    pub writer_pause: Duration,
+}
+
+/// The next generation's data file, being filled.
+#[derive(Debug)]
+pub struct NextGeneration {
+    data: DataFile,
+    generation: u32,
+    from_generation: u32,
+    /// New slot of every record copied so far, in copy order, with the
+    /// index change it implies.
+    changes: Vec<Change>,
+    /// Old-file slot up to which the tail has been consumed.
+    source_end_slot: u64,
+    next_slot: u64,
+    allocated_bytes: u64,
+    buf: Vec<u8>,
+}
+
+impl<T: Element> VectorStore<T> {
+    /// The live set of the current generation, consistent with the
+    /// committed end (taken under the writer lock, after every logged batch
+    /// became visible).
+    pub fn live_records(&self) -> Result<LiveRecords> {
+        self.check_writable()?;
+        let w = self.writer.lock();
+        if self.options.durability == crate::Durability::Sync {
+            let written = self.commit.lock().written_lsn;
+            self.wait_durable(written)?;
+        }
+        let g = self.current();
+        let mut records = g.index.entries();
+        records.sort_unstable_by_key(|&(_, slot)| slot);
+        Ok(LiveRecords {
+            generation: g.data.generation(),
+            end_slot: w.next_slot,
+            records,
+            record_size_bytes: g.data.record_size_bytes(),
+            reserved_slots: w.reserved_until_slot.saturating_sub(w.next_slot),
+        })
+    }
+}
+
+impl NextGeneration {
+    /// Creates the next generation's data file with room for `capacity_slots`
+    /// records, reserved with `fallocate` up front.
+    pub fn create<T: Element>(store: &VectorStore<T>, live: &LiveRecords, capacity_slots: u64) -> Result<Self> {
+        store.check_writable()?;
+        let generation = live.generation.checked_add(1).ok_or_else(|| Error::LimitExceeded {
+            what: "a generation number",
+            actual: u64::from(u32::MAX),
+            limit: u64::from(u32::MAX) - 1,
+        })?;
+        let dir = &store.dir;
+        let path = dir.join(data_file_name(generation));
+        // A leftover from a failed attempt is never named by the manifest.
+        if path.exists() {
+            store.io.remove_file(&path).context(|| format!("removing the leftover {}", path.display()))?;
+        }
+        let bytes = crate::format::DATA_HEADER_BYTES + capacity_slots * live.record_size_bytes;
+        let created = DataFile::create(&store.io, dir, generation, store.shape, bytes).and_then(|()| {
+            DataFile::open(&store.io, dir, generation, store.shape, store.options.map_window_bytes as usize, true)
+        });
+        let data = match created {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = store.io.remove_file(&path);
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            data,
+            generation,
+            from_generation: live.generation,
+            changes: Vec::with_capacity(live.records.len()),
+            source_end_slot: live.end_slot,
+            next_slot: 0,
+            allocated_bytes: bytes,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Makes the records copied so far durable, so the switch (which syncs
+    /// again under the writer lock) only has the last catch-up to flush.
+    pub fn sync(&self) -> Result<()> {
+        self.data.sync_data().context(|| format!("syncing {}", self.data.path().display()))
+    }
+
+    /// Records written to the new file so far.
+    pub fn records_copied(&self) -> u64 {
+        self.next_slot
+    }
+
+    /// Copies the live records `live[..]` (a chunk of `LiveRecords::records`,
+    /// in order) from the current generation.
+    pub fn copy_live<T: Element>(&mut self, store: &VectorStore<T>, live: &[(u64, u64)]) -> Result<()> {
+        let g = store.current();
+        self.check_source(&g)?;
+        let record = g.data.record_size_bytes() as usize;
+        for chunk in live.chunks(COPY_CHUNK_RECORDS) {
+            self.buf.resize(chunk.len() * record, 0);
+            // Coalesce runs of consecutive slots into one read.
+            let mut i = 0;
+            while i < chunk.len() {
+                let mut j = i + 1;
+                while j < chunk.len() && chunk[j].1 == chunk[j - 1].1 + 1 {
+                    j += 1;
+                }
+                g.data
+                    .read_record(chunk[i].1, &mut self.buf[i * record..j * record])
+                    .context(|| format!("reading records from {}", g.data.path().display()))?;
+                i = j;
+            }
+            for (k, &(id, slot)) in chunk.iter().enumerate() {
+                verify_record(&g.data, &self.buf[k * record..(k + 1) * record], slot, Some(id))?;
+                self.changes.push((id, Some(self.next_slot + k as u64)));
+            }
+            self.append(chunk.len() as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Copies, verbatim, every record committed to the current generation
+    /// since the last catch-up. Returns the number copied.
+    pub fn catch_up<T: Element>(&mut self, store: &VectorStore<T>) -> Result<u64> {
+        let end = store.writer.lock().next_slot;
+        let g = store.current();
+        self.check_source(&g)?;
+        self.catch_up_to(&g, end)
+    }
+
+    fn catch_up_to(&mut self, g: &Generation, end_slot: u64) -> Result<u64> {
+        let record = g.data.record_size_bytes() as usize;
+        let start = self.source_end_slot;
+        while self.source_end_slot < end_slot {
+            let n = (end_slot - self.source_end_slot).min(COPY_CHUNK_RECORDS as u64);
+            self.buf.resize(n as usize * record, 0);
+            g.data
+                .read_record(self.source_end_slot, &mut self.buf)
+                .context(|| format!("reading records from {}", g.data.path().display()))?;
+            for k in 0..n as usize {
+                let h = verify_record(
+                    &g.data,
+                    &self.buf[k * record..(k + 1) * record],
+                    self.source_end_slot + k as u64,
+                    None,
+                )?;
+                let slot = (h.kind == RecordKind::Put).then_some(self.next_slot + k as u64);
+                self.changes.push((h.id, slot));
+            }
+            self.append(n)?;
+            self.source_end_slot += n;
+        }
+        Ok(self.source_end_slot - start)
+    }
+
+    fn check_source(&self, g: &Generation) -> Result<()> {
+        if g.data.generation() != self.from_generation {
+            return Err(Error::InvalidArgument("the store switched generations since this compaction began".into()));
+        }
+        Ok(())
+    }
+
+    /// Appends the first `n` records of `buf` to the new file, growing it if
+    /// the tail outgrew the reservation.
+    fn append(&mut self, n: u64) -> Result<()> {
+        let end = self.next_slot + n;
+        let needed = self.data.bytes_for_slots(end);
+        if needed > self.allocated_bytes {
+            let target = needed.max(self.allocated_bytes + self.allocated_bytes / 8);
+            self.data
+                .allocate(self.allocated_bytes, target)
+                .context(|| format!("growing {}", self.data.path().display()))?;
+            self.allocated_bytes = target;
+        }
+        let len = n as usize * self.data.record_size_bytes() as usize;
+        self.data
+            .write_records(self.next_slot, &self.buf[..len])
+            .context(|| format!("writing {}", self.data.path().display()))?;
+        self.next_slot = end;
+        Ok(())
+    }
+}
+
+/// Checks a record read from the old generation: a failed checksum there is
+/// damage to report, never something to copy.
+fn verify_record(data: &DataFile, rec: &[u8], slot: u64, id: Option<u64>) -> Result<RecordHeader> {
+    let h = RecordHeader::decode_from(rec, data.payload_bytes())
+        .map_err(|e| e.into_error(data.path(), data.slot_offset(slot)))?;
+    if id.is_some_and(|id| id != h.id || h.kind != RecordKind::Put) {
+        return Err(Error::Corrupted {
+            path: data.path().into(),
+            offset: data.slot_offset(slot),
+            reason: "the index points at a record of another id".into(),
+        });
+    }
+    Ok(h)
+}
+
+impl<T: Element> VectorStore<T> {
+    /// Switches the store to `next`, pausing writers only for the final
+    /// catch-up and the durable switch. On error before the manifest rename
+    /// the new generation is deleted and the old one stays in use.
+    pub fn switch_to(&self, next: NextGeneration) -> Result<SwitchOutcome> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        let paused = Instant::now();
+        let (outcome, retired) = self.switch_locked(&mut w, next, paused)?;
+        drop(w);
+        // Unmapping and unlinking a large file take a while: not on the
+        // writers' time. A generation still pinned by a guard is dropped
+        // when that guard goes instead.
+        if let Some((generation, path)) = retired {
+            drop(generation);
+            let _ = self.io.remove_file(&path);
+            let _ = self.io.sync_dir(&self.dir);
+        }
+        Ok(outcome)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn switch_locked(
+        &self,
+        w: &mut Writer,
+        mut next: NextGeneration,
+        paused: Instant,
+    ) -> Result<(SwitchOutcome, Option<(Option<Generation>, std::path::PathBuf)>)> {
+        let new_path = self.dir.join(data_file_name(next.generation));
+        let old = self.current();
+        let records_before = w.next_slot;
+        let bytes_before = w.allocated_bytes;
+        let prepared = (|| -> Result<(Index, u64, WalWriter)> {
+            self.sync_all_locked(w)?;
+            next.check_source(&old)?;
+            let caught_up = next.catch_up_to(&old, w.next_slot)?;
+            next.data.sync_data().context(|| format!("syncing {}", next.data.path().display()))?;
+            next.data.ensure_mapped(next.next_slot)?;
+            let index = Index::with_capacity(next.changes.len());
+            index.apply(&next.changes);
+            let lsn = w.next_lsn - 1;
+            self.write_snapshot(&index, next.generation, lsn, next.next_slot)?;
+            let wal = self.start_segment(w).inspect_err(|_| {
+                let _ = self.io.remove_file(&self.dir.join(snapshot_file_name(next.generation, lsn)));
+            })?;
+            Ok((index, caught_up, wal))
+        })();
+        let (index, caught_up_in_pause, new_wal) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                drop(next);
+                let _ = self.io.remove_file(&new_path);
+                return Err(e);
+            }
+        };
+        let lsn = w.next_lsn - 1;
+        let generation = next.generation;
+        let end_slot = next.next_slot;
+        let snapshot_name = snapshot_file_name(generation, lsn);
+        let manifest = Manifest {
+            generation,
+            checkpoint_lsn: lsn,
+            checkpoint_end_slot: end_slot,
+            has_snapshot: true,
+            wal_segment: new_wal.segment(),
+        };
+        // The commit point; on failure the store is poisoned and a reopen
+        // finds whichever manifest reached the disk.
+        self.commit_manifest(&manifest)?;
+
+        // Committed: switch memory to the new generation.
+        next.data.publish(end_slot);
+        let previous = std::mem::replace(&mut w.manifest, manifest);
+        let old_segment = w.wal.segment();
+        w.wal = new_wal;
+        *self.wal_handle.lock() = w.wal.sync_handle();
+        w.next_slot = end_slot;
+        w.allocated_bytes = next.allocated_bytes;
+        w.reserved_until_slot = w.reserved_until_slot.saturating_sub(records_before).saturating_add(end_slot);
+        w.overlay.clear();
+        let old_path = old.data.path().to_path_buf();
+        drop(old);
+        let retired = self.gens.replace(Generation { data: next.data, index });
+        Counters::add(&self.counters.checkpoints, 1);
+
+        // Cleanup: nothing depends on it; open removes what is left.
+        self.remove_obsolete(w, &previous, &snapshot_name, old_segment);
+        let outcome = SwitchOutcome {
+            generation,
+            records_before,
+            records_after: end_slot,
+            bytes_before,
+            bytes_after: w.allocated_bytes,
+            caught_up_in_pause,
+            writer_pause: paused.elapsed(),
+        };
+        Ok((outcome, Some((retired, old_path))))
+    }
+
+    /// Builds a `(id -> slot)` map of the current generation: for tests.
+    #[doc(hidden)]
+    pub fn slot_map(&self) -> FxHashMap<u64, u64> {
+        self.current().index.entries().into_iter().collect()
+    }
+}
