@@ -287,9 +287,9 @@ mod tests {
         store.store(1, &vector(10)).expect("overwrite id 1"); // slot 4
         assert!(store.delete(2).expect("delete id 2")); // slot 5, a tombstone
         // Damage the in-memory index the way a recovery bug would.
-        store.index.apply(&[(1, Some(1)), (2, Some(5)), (3, None), (9, Some(0))]);
+        store.current().index.apply(&[(1, Some(1)), (2, Some(5)), (3, None), (9, Some(0))]);
         let report = store.verify().expect("verify");
-        let at = |slot: u64| store.data.slot_offset(slot);
+        let at = |slot: u64| store.current().data.slot_offset(slot);
         let has =
             |slot: u64, what: &str| report.problems.iter().any(|p| p.offset == at(slot) && p.reason.contains(what));
         assert!(has(1, "newest record is a vector at slot 4"), "{report:?}");
