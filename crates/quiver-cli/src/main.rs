@@ -3,13 +3,14 @@
 //! `quiver demo` builds a store of synthetic vectors and measures import,
 //! reopen and zero-copy reads; `quiver info` shows what a store directory
 //! holds without opening it; `quiver verify` checks every record and the
-//! index. This crate only parses arguments, calls the library and prints: it
+//! index; `quiver compact` reclaims the space of dead vectors. This crate only parses arguments, calls the library and prints: it
 //! never reads a store's files itself.
 //!
 //! Exit codes: 0 on success, 1 when `verify` finds problems (or the demo
 //! reads back a wrong vector), 2 on any error.
 #![forbid(unsafe_code)]
 
+mod compact;
 mod demo;
 mod info;
 mod units;
@@ -21,7 +22,7 @@ use clap::{Parser, Subcommand};
 
 /// The `quiver` command-line tool.
 #[derive(Debug, Parser)]
-#[command(name = "quiver", version, about = "Demo, inspect and verify Quiver vector stores.")]
+#[command(name = "quiver", version, about = "Demo, inspect, verify and compact Quiver vector stores.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +39,9 @@ enum Command {
     /// Open a store and check every record's checksum and the index. Exits 1
     /// if problems are found, 2 on errors.
     Verify(verify::Args),
+    /// Rewrite the live vectors into a new generation and switch to it,
+    /// reclaiming the space of overwritten and deleted vectors.
+    Compact(compact::Args),
 }
 
 /// What a command concluded, mapped to the exit code.
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Compact(args) => compact::run(&args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -81,6 +81,9 @@
 #![forbid(unsafe_code)]
 
 pub use half::{bf16, f16};
+pub use quiver_compaction::{
+    BackgroundCompactor, BackgroundPolicy, CompactionOptions, CompactionStats, ProgressFn, compact, compact_with,
+};
 pub use quiver_guard::VectorGuard;
 pub use quiver_storage::{
     Durability, Element, ElementType, Error, GrowthPolicy, LatencySummary, Metrics, Problem, RecoveryReport, Result,
