@@ -29,6 +29,9 @@ pub enum IoStep<'a> {
         offset: u64,
         /// Bytes to write.
         len: usize,
+        /// The bytes themselves (a crash simulator keeps them to rebuild
+        /// what a power cut would leave on disk).
+        data: &'a [u8],
     },
     /// `fdatasync` of a file.
     SyncData {
@@ -122,7 +125,7 @@ impl Io {
     /// Writes all of `buf` at `offset`. A short write (injected or real) is
     /// an error; the caller owns cutting back.
     pub fn write_at(&self, file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
-        if let Err(e) = self.check(IoStep::Write { path, offset, len: buf.len() }) {
+        if let Err(e) = self.check(IoStep::Write { path, offset, len: buf.len(), data: buf }) {
             if let Some(ShortWrite(n, _)) = e.get_ref().and_then(|r| r.downcast_ref::<ShortWrite>()) {
                 let n = (*n).min(buf.len());
                 file.write_all_at(&buf[..n], offset)?;
@@ -203,20 +206,18 @@ impl Io {
     /// write, fsync, rename over `path`, fsync the directory.
     pub fn replace_file_atomically(&self, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
         let tmp = dir.join(format!("{name}{}", crate::format::TEMP_SUFFIX));
-        match fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if tmp.exists() {
+            self.remove_file(&tmp)?;
         }
         let file = self.create_file(&tmp)?;
         let written = self.write_at(&file, &tmp, bytes, 0).and_then(|()| self.sync_all(&file, &tmp));
         drop(file);
         if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
+            let _ = self.remove_file(&tmp);
             return Err(e);
         }
         if let Err(e) = self.rename(&tmp, &dir.join(name)) {
-            let _ = fs::remove_file(&tmp);
+            let _ = self.remove_file(&tmp);
             return Err(e);
         }
         self.sync_dir(dir)
