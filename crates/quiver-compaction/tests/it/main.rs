@@ -1,4 +1,5 @@
 //! Integration tests of quiver-compaction: one binary, a module per scenario.
 
 mod crash_steps;
+mod model;
 mod online;
