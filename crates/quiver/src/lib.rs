@@ -82,7 +82,7 @@
 
 pub use half::{bf16, f16};
 pub use quiver_compaction::{
-    BackgroundCompactor, BackgroundPolicy, CompactionOptions, CompactionStats, ProgressFn, compact, compact_with,
+    BackgroundCompactor, BackgroundPolicy, CompactionOptions, CompactionStats, ProgressFn, Run, compact, compact_with,
 };
 pub use quiver_guard::VectorGuard;
 pub use quiver_storage::{

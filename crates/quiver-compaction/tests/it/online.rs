@@ -153,3 +153,38 @@ fn concurrent_writes_are_carried_over() {
     let store: VectorStore<f32> = options().open(&path).expect("reopen");
     check(&store);
 }
+
+// Proves the background compactor compacts once garbage passes its
+// threshold, while writes go on, and stops cleanly on close.
+#[test]
+fn background_compactor_reclaims_and_stops_on_close() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    let policy = quiver_compaction::BackgroundPolicy {
+        garbage_ratio: 0.5,
+        min_garbage_bytes: 1,
+        check_interval: Duration::from_millis(5),
+        ..Default::default()
+    };
+    let store = quiver_compaction::BackgroundCompactor::spawn(store, policy);
+    for id in 0..2000u64 {
+        store.store(id, &vector(id, 0)).expect("store");
+    }
+    for id in 0..1800u64 {
+        store.delete(id).expect("delete");
+    }
+    // Wait (bounded) for the compactor to notice.
+    let mut waited = 0;
+    while store.metrics().garbage_bytes > 0 && waited < 2000 {
+        std::thread::sleep(Duration::from_millis(5));
+        waited += 5;
+    }
+    assert_eq!(store.metrics().garbage_bytes, 0, "the compactor did not run within 10 s");
+    let runs = store.close().expect("close");
+    assert!(!runs.is_empty() && runs.iter().all(|r| r.is_ok()), "{runs:?}");
+    let store: VectorStore<f32> = options().open(&path).expect("reopen");
+    assert_eq!(store.len(), 200);
+    assert_eq!(store.retrieve(1999), Some(vector(1999, 0)));
+}
