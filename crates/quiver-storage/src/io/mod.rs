@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use rustix::fs::FallocateFlags;
 
+pub mod sim;
+
 /// One durability-relevant step, as seen by a [`FaultInjector`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -71,8 +73,13 @@ pub enum IoStep<'a> {
         /// The path removed.
         path: &'a Path,
     },
-    /// Creation of a file or directory.
+    /// Creation of an empty file.
     Create {
+        /// The path created.
+        path: &'a Path,
+    },
+    /// Creation of a directory.
+    CreateDir {
         /// The path created.
         path: &'a Path,
     },
@@ -180,7 +187,7 @@ impl Io {
 
     /// `mkdir`.
     pub fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.check(IoStep::Create { path })?;
+        self.check(IoStep::CreateDir { path })?;
         fs::create_dir(path)
     }
 
