@@ -1,0 +1,109 @@
+//! Zero-copy `get` + sum of every element, random ids, hot, against an
+//! in-RAM `FxHashMap<u64, Box<[f32]>>` doing the same (BRIEF §4: <= 1.2x),
+//! with 1 and 2 reader threads, interleaved run by run.
+//!
+//! `cargo bench -p quiver-benches --bench read` (QUIVER_BENCH_VECTORS,
+//! QUIVER_BENCH_RUNS, QUIVER_BENCH_READS).
+
+use std::hint::black_box;
+
+use quiver_benches::{env_or, print_ratio, time, vector};
+use quiver_storage::VectorStore;
+use rustc_hash::FxHashMap;
+
+const DIM: usize = 768;
+
+fn sum(v: &[f32]) -> f32 {
+    // Eight lanes, so the loop measures memory, not one adder's latency.
+    let mut acc = [0.0f32; 8];
+    for chunk in v.chunks_exact(8) {
+        for i in 0..8 {
+            acc[i] += chunk[i];
+        }
+    }
+    acc.iter().sum()
+}
+
+fn ids(count: u64, reads: u64, seed: u64) -> Vec<u64> {
+    let mut x = seed | 1;
+    (0..reads)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % count
+        })
+        .collect()
+}
+
+fn main() {
+    let count = env_or("QUIVER_BENCH_VECTORS", 200_000);
+    let runs = env_or("QUIVER_BENCH_RUNS", 5) as usize;
+    let reads = env_or("QUIVER_BENCH_READS", 1_000_000);
+    let dir = tempfile::tempdir_in(std::env::var("QUIVER_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
+    let store: VectorStore<f32> = VectorStore::open(dir.path().join("store"), DIM).expect("open");
+    store.reserve_capacity(count as usize).expect("reserve");
+    let mut map: FxHashMap<u64, Box<[f32]>> = FxHashMap::default();
+    map.reserve(count as usize);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
+        let vs: Vec<(u64, Vec<f32>)> = chunk.iter().map(|&id| (id, vector(id, DIM))).collect();
+        let refs: Vec<(u64, &[f32])> = vs.iter().map(|(id, v)| (*id, &v[..])).collect();
+        store.store_batch(&refs).expect("import");
+        for (id, v) in vs {
+            map.insert(id, v.into_boxed_slice());
+        }
+    }
+    let order = ids(count, reads, 42);
+    let quiver_pass = |order: &[u64]| {
+        let mut total = 0.0f32;
+        for &id in order {
+            total += sum(&store.get(id).expect("present"));
+        }
+        black_box(total)
+    };
+    let map_pass = |order: &[u64]| {
+        let mut total = 0.0f32;
+        for &id in order {
+            total += sum(map.get(&id).expect("present"));
+        }
+        black_box(total)
+    };
+    // Warm both.
+    quiver_pass(&order);
+    map_pass(&order);
+    let mut one = Vec::new();
+    let mut two = Vec::new();
+    for _ in 0..runs {
+        let (m, _) = time(|| map_pass(&order));
+        let (q, _) = time(|| quiver_pass(&order));
+        one.push(q.as_secs_f64() / m.as_secs_f64());
+        let halves: Vec<&[u64]> = order.chunks(order.len() / 2).collect();
+        let (m2, ()) = time(|| {
+            std::thread::scope(|s| {
+                for h in &halves {
+                    s.spawn(|| map_pass(h));
+                }
+            })
+        });
+        let (q2, ()) = time(|| {
+            std::thread::scope(|s| {
+                for h in &halves {
+                    s.spawn(|| quiver_pass(h));
+                }
+            })
+        });
+        two.push(q2.as_secs_f64() / m2.as_secs_f64());
+        eprintln!(
+            "map {:.0} ns/get, quiver {:.0} ns/get; 2 threads: map {:.0}, quiver {:.0} ns/get",
+            m.as_secs_f64() * 1e9 / reads as f64,
+            q.as_secs_f64() * 1e9 / reads as f64,
+            m2.as_secs_f64() * 1e9 / reads as f64,
+            q2.as_secs_f64() * 1e9 / reads as f64
+        );
+    }
+    println!("zero-copy get + sum, {count} x {DIM} f32, {reads} random reads per run, {runs} interleaved runs");
+    println!("| what | median | spread | runs | target |");
+    println!("|---|---|---|---|---|");
+    print_ratio("quiver get / FxHashMap get, 1 thread (time)", &one, "<= 1.20");
+    print_ratio("quiver get / FxHashMap get, 2 threads (time)", &two, "<= 1.20");
+}
