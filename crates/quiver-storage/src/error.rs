@@ -27,7 +27,7 @@ pub enum Error {
         actual: &'static str,
     },
     /// Another writer (in this process or another) holds the store's lock.
-    #[error("the store at {path} is locked by another writer; close it first, or open this one read-only")]
+    #[error("the store at {path} is locked by another writer (in this process or another); close that one first")]
     Locked {
         /// The store directory.
         path: PathBuf,
@@ -60,8 +60,9 @@ pub enum Error {
         /// The version this build understands.
         supported: u32,
     },
-    /// A write was attempted on a store opened read-only.
-    #[error("the store is open read-only; open it without `read_only` to write")]
+    /// A write was attempted on a handle that cannot write (reserved for
+    /// read-only followers; no current API returns it).
+    #[error("this store handle is read-only; writes go through the one writer")]
     ReadOnly,
     /// An earlier I/O failure left the store's durability unknown; every
     /// write fails until the store is reopened.

@@ -5,10 +5,11 @@
 //! of every shard it touches, taken in shard order, so it becomes visible
 //! atomically; `len` and `ids` take every read lock and so see a consistent
 //! snapshot. A shard never rehashes under its write lock: when it needs more
-//! room, the single writer builds a larger copy under the read lock and swaps
-//! it in, so a reader waits at most for one batch's inserts.
+//! room, a larger copy is built under an upgradable read lock (which admits
+//! readers but no other mutator) and swapped in, so a reader waits at most
+//! for one batch's inserts or one swap.
 
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use rustc_hash::FxHashMap;
 
 /// Number of shards (a power of two).
@@ -116,19 +117,17 @@ impl Index {
 
     fn grow_shard(&self, shard: usize, additional: usize) {
         let lock = &self.shards[shard];
-        let bigger = {
-            let map = lock.read();
-            let need = map.len() + additional;
-            if need <= map.capacity() {
-                return;
-            }
-            let mut bigger = Map::with_capacity_and_hasher(need.max(map.capacity() * 2), Default::default());
-            bigger.extend(map.iter().map(|(&k, &v)| (k, v)));
-            bigger
-        };
-        let mut map = lock.write();
-        // Only the writer mutates shards, so nothing changed since the copy.
-        debug_assert_eq!(map.len(), bigger.len());
+        // An upgradable read excludes every other mutator (writers and other
+        // growers) but not readers, so the copy cannot miss an insert and
+        // readers only wait for the final swap.
+        let map = lock.upgradable_read();
+        let need = map.len() + additional;
+        if need <= map.capacity() {
+            return;
+        }
+        let mut bigger = Map::with_capacity_and_hasher(need.max(map.capacity() * 2), Default::default());
+        bigger.extend(map.iter().map(|(&k, &v)| (k, v)));
+        let mut map = RwLockUpgradableReadGuard::upgrade(map);
         *map = bigger;
     }
 

@@ -9,7 +9,10 @@
 //!
 //! Quiver targets 64-bit Linux; every on-disk integer is little-endian.
 #![deny(unsafe_code)]
-#![cfg_attr(not(target_pointer_width = "64"), compile_error("Quiver targets 64-bit platforms"))]
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("Quiver targets 64-bit platforms: offsets and lengths are u64 and cast to usize.");
+#[cfg(not(target_endian = "little"))]
+compile_error!("Quiver targets little-endian platforms: payloads are stored in the machine's byte order, which the format fixes as little-endian.");
 
 mod data_file;
 mod element;
@@ -29,7 +32,8 @@ pub use error::{Error, Result};
 pub use inspect::{StoreInfo, inspect};
 pub use metrics::{LatencySummary, Metrics};
 pub use options::{
-    DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability, StoreOptions,
+    DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability,
+    MAX_INLINE_BATCH_BYTES, StoreOptions,
 };
 pub use quiver_guard::VectorGuard;
 pub use store::{

@@ -57,6 +57,9 @@ pub const DEFAULT_MAP_WINDOW_BYTES: u64 = 64 << 30;
 /// Largest batch, in payload bytes, whose vectors travel inside its WAL
 /// frame by default; larger batches log only locations and checksums.
 pub const DEFAULT_INLINE_BATCH_MAX_BYTES: usize = 256 << 10;
+/// Largest `inline_batch_max_bytes` accepted: an inline frame must stay
+/// below the WAL's frame limit with room for its entries.
+pub const MAX_INLINE_BATCH_BYTES: usize = (crate::format::wal_frame::MAX_FRAME_PAYLOAD_BYTES / 2) as usize;
 /// Default WAL size that triggers an automatic checkpoint (64 MiB).
 pub const DEFAULT_CHECKPOINT_WAL_BYTES: u64 = 64 << 20;
 
@@ -173,6 +176,13 @@ impl StoreOptions {
         }
         if self.checkpoint_wal_bytes == 0 {
             return Err(Error::InvalidArgument("the checkpoint threshold must be positive".into()));
+        }
+        if self.inline_batch_max_bytes > MAX_INLINE_BATCH_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "an inline batch limit in bytes",
+                actual: self.inline_batch_max_bytes as u64,
+                limit: MAX_INLINE_BATCH_BYTES as u64,
+            });
         }
         Ok(self.dimension as u32)
     }

@@ -30,16 +30,21 @@ impl<T: Element> VectorStore<T> {
     pub fn checkpoint(&self) -> Result<()> {
         self.check_writable()?;
         let mut w = self.writer.lock();
-        self.checkpoint_locked(&mut w)
+        self.checkpoint_locked(&mut w, false)
     }
 
-    pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+    /// With `force`, writes a new snapshot and manifest even if nothing
+    /// changed since the last checkpoint (to replace a damaged snapshot).
+    pub(super) fn checkpoint_locked(&self, w: &mut Writer, force: bool) -> Result<()> {
         self.sync_all_locked(w)?;
         let g = self.current();
         // Inline batches reach the data file without a sync; the manifest is
         // about to declare every record below `end_slot` durable, and the WAL
-        // that could rebuild them is about to become obsolete.
-        if let Err(e) = g.data.sync_data() {
+        // that could rebuild them is about to become obsolete. (At the other
+        // levels `sync_all_locked` has just synced it.)
+        if self.options.durability == crate::Durability::Sync
+            && let Err(e) = g.data.sync_data()
+        {
             let err = Error::io(format!("syncing {}", g.data.path().display()), e);
             self.poison(&err);
             return Err(err);
@@ -47,7 +52,8 @@ impl<T: Element> VectorStore<T> {
         let lsn = w.next_lsn - 1;
         let end_slot = w.next_slot;
         let generation = g.data.generation();
-        if w.manifest.has_snapshot
+        if !force
+            && w.manifest.has_snapshot
             && w.manifest.checkpoint_lsn == lsn
             && w.manifest.checkpoint_end_slot == end_slot
             && w.manifest.generation == generation

@@ -17,7 +17,9 @@ use super::VectorStore;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::record::{RecordHeader, RecordKind};
-use crate::format::wal_frame::{BatchEntry, MAX_BATCH_VECTORS};
+use crate::format::wal_frame::{
+    BATCH_ENTRY_BYTES, BATCH_HEADER_BYTES, BatchEntry, MAX_BATCH_VECTORS, MAX_FRAME_PAYLOAD_BYTES,
+};
 use crate::index::Change;
 use crate::metrics::Counters;
 use crate::options::Durability;
@@ -235,6 +237,13 @@ impl<T: Element> VectorStore<T> {
         let n = ops.len() as u64;
         let end_slot = first_slot + n;
         let needed = self.current().data.bytes_for_slots(end_slot);
+        if needed > crate::format::MAX_DATA_FILE_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "a data file size",
+                actual: needed,
+                limit: crate::format::MAX_DATA_FILE_BYTES,
+            });
+        }
         if needed > w.allocated_bytes {
             let preferred = self.options.growth.target(w.allocated_bytes, needed);
             self.grow_locked(&mut w, needed, preferred)?;
@@ -265,7 +274,12 @@ impl<T: Element> VectorStore<T> {
             entries.push(BatchEntry { id, kind, record_crc: header.crc });
             changes.push((id, (kind == RecordKind::Put).then_some(first_slot + i as u64)));
         }
-        let inline = ops.len() * payload_len <= self.options.inline_batch_max_bytes;
+        // An inline frame carries entries and payloads; it must fit a frame
+        // (the option is capped at half the frame limit, so this only bites
+        // for very many tiny vectors).
+        let inline_frame_bytes = BATCH_HEADER_BYTES + ops.len() * (BATCH_ENTRY_BYTES + payload_len);
+        let inline = ops.len() * payload_len <= self.options.inline_batch_max_bytes
+            && inline_frame_bytes <= MAX_FRAME_PAYLOAD_BYTES as usize;
         if inline {
             for op in ops {
                 if let Op::Put(_, v) = op {
@@ -315,7 +329,7 @@ impl<T: Element> VectorStore<T> {
             self.applied_lsn.store(lsn, std::sync::atomic::Ordering::Release);
             if w.wal.len_bytes() > self.options.checkpoint_wal_bytes {
                 // As above: the batch is acknowledged whatever happens here.
-                let _ = self.checkpoint_locked(&mut w);
+                let _ = self.checkpoint_locked(&mut w, false);
             }
         }
         self.counters.commit_latency.record(started.elapsed());

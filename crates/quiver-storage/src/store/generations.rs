@@ -79,7 +79,8 @@ pub struct SwitchOutcome {
 /// The next generation's data file, being filled.
 #[derive(Debug)]
 pub struct NextGeneration {
-    data: DataFile,
+    /// Taken out only by the switch, after the manifest names it.
+    data: Option<DataFile>,
     generation: u32,
     from_generation: u32,
     /// New slot of every record copied so far, in copy order, with the
@@ -90,6 +91,21 @@ pub struct NextGeneration {
     next_slot: u64,
     allocated_bytes: u64,
     buf: Vec<u8>,
+    /// Set once the manifest names this generation; until then, dropping
+    /// it removes its file, so a failed or abandoned compaction never keeps
+    /// the disk full.
+    committed: bool,
+    io: crate::io::Io,
+}
+
+impl Drop for NextGeneration {
+    fn drop(&mut self) {
+        if !self.committed
+            && let Some(data) = &self.data
+        {
+            let _ = self.io.remove_file(data.path());
+        }
+    }
 }
 
 impl<T: Element> VectorStore<T> {
@@ -144,7 +160,7 @@ impl NextGeneration {
             }
         };
         Ok(Self {
-            data,
+            data: Some(data),
             generation,
             from_generation: live.generation,
             changes: Vec::with_capacity(live.records.len()),
@@ -152,13 +168,19 @@ impl NextGeneration {
             next_slot: 0,
             allocated_bytes: bytes,
             buf: Vec::new(),
+            committed: false,
+            io: store.io.clone(),
         })
+    }
+
+    fn data(&self) -> &DataFile {
+        self.data.as_ref().expect("the data file is taken only by the switch, which consumes the generation")
     }
 
     /// Makes the records copied so far durable, so the switch (which syncs
     /// again under the writer lock) only has the last catch-up to flush.
     pub fn sync(&self) -> Result<()> {
-        self.data.sync_data().context(|| format!("syncing {}", self.data.path().display()))
+        self.data().sync_data().context(|| format!("syncing {}", self.data().path().display()))
     }
 
     /// Records written to the new file so far.
@@ -240,18 +262,18 @@ impl NextGeneration {
     /// the tail outgrew the reservation.
     fn append(&mut self, n: u64) -> Result<()> {
         let end = self.next_slot + n;
-        let needed = self.data.bytes_for_slots(end);
+        let needed = self.data().bytes_for_slots(end);
         if needed > self.allocated_bytes {
             let target = needed.max(self.allocated_bytes + self.allocated_bytes / 8);
-            self.data
+            self.data()
                 .allocate(self.allocated_bytes, target)
-                .context(|| format!("growing {}", self.data.path().display()))?;
+                .context(|| format!("growing {}", self.data().path().display()))?;
             self.allocated_bytes = target;
         }
-        let len = n as usize * self.data.record_size_bytes() as usize;
-        self.data
+        let len = n as usize * self.data().record_size_bytes() as usize;
+        self.data()
             .write_records(self.next_slot, &self.buf[..len])
-            .context(|| format!("writing {}", self.data.path().display()))?;
+            .context(|| format!("writing {}", self.data().path().display()))?;
         self.next_slot = end;
         Ok(())
     }
@@ -300,7 +322,6 @@ impl<T: Element> VectorStore<T> {
         mut next: NextGeneration,
         paused: Instant,
     ) -> Result<(SwitchOutcome, Option<(Option<Generation>, std::path::PathBuf)>)> {
-        let new_path = self.dir.join(data_file_name(next.generation));
         let old = self.current();
         let records_before = w.next_slot;
         let bytes_before = w.allocated_bytes;
@@ -308,8 +329,8 @@ impl<T: Element> VectorStore<T> {
             self.sync_all_locked(w)?;
             next.check_source(&old)?;
             let caught_up = next.catch_up_to(&old, w.next_slot)?;
-            next.data.sync_data().context(|| format!("syncing {}", next.data.path().display()))?;
-            next.data.ensure_mapped(next.next_slot)?;
+            next.data().sync_data().context(|| format!("syncing {}", next.data().path().display()))?;
+            next.data().ensure_mapped(next.next_slot)?;
             let index = Index::with_capacity(next.changes.len());
             index.apply(&next.changes);
             let lsn = w.next_lsn - 1;
@@ -321,11 +342,8 @@ impl<T: Element> VectorStore<T> {
         })();
         let (index, caught_up_in_pause, new_wal) = match prepared {
             Ok(p) => p,
-            Err(e) => {
-                drop(next);
-                let _ = self.io.remove_file(&new_path);
-                return Err(e);
-            }
+            // Dropping `next` removes its file.
+            Err(e) => return Err(e),
         };
         let lsn = w.next_lsn - 1;
         let generation = next.generation;
@@ -339,11 +357,13 @@ impl<T: Element> VectorStore<T> {
             wal_segment: new_wal.segment(),
         };
         // The commit point; on failure the store is poisoned and a reopen
-        // finds whichever manifest reached the disk.
+        // finds whichever manifest reached the disk, so from here on the new
+        // file must stay.
+        next.committed = true;
         self.commit_manifest(&manifest)?;
 
         // Committed: switch memory to the new generation.
-        next.data.publish(end_slot);
+        next.data().publish(end_slot);
         let previous = std::mem::replace(&mut w.manifest, manifest);
         let old_segment = w.wal.segment();
         w.wal = new_wal;
@@ -354,7 +374,8 @@ impl<T: Element> VectorStore<T> {
         w.overlay.clear();
         let old_path = old.data.path().to_path_buf();
         drop(old);
-        let retired = self.gens.replace(Generation { data: next.data, index });
+        let data = next.data.take().expect("taken once, here");
+        let retired = self.gens.replace(Generation { data, index });
         Counters::add(&self.counters.checkpoints, 1);
 
         // Cleanup: nothing depends on it; open removes what is left.

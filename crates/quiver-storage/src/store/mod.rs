@@ -9,6 +9,7 @@ mod checkpoint;
 mod commit;
 mod generations;
 mod open;
+mod replay;
 mod verify;
 
 use std::fs::File;

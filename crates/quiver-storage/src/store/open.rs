@@ -26,17 +26,14 @@ use crate::format::header::{FormatHeader, HeaderError, StoreShape};
 use crate::format::manifest::Manifest;
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::snapshot::{SnapshotHeader, entries};
-use crate::format::wal_frame::{Batch, BatchEntry};
 use crate::format::{
-    HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name, wal_segment_name,
+    HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name,
 };
-use crate::index::{Change, Index};
+use crate::index::Index;
 use crate::io::Io;
 use crate::metrics::Counters;
 use crate::options::StoreOptions;
-use crate::wal::list_segments;
-use crate::wal::reader::{Verdict, scan_segment};
-use crate::wal::writer::WalWriter;
+use super::replay::replay_wal;
 
 /// What open did with the index snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +89,16 @@ impl<T: Element> VectorStore<T> {
     pub(crate) fn open_with(path: &Path, options: &StoreOptions) -> Result<Self> {
         let dimension = options.validate()?;
         let shape = StoreShape { dimension, element: T::TYPE };
+        // The map window must hold the header page and two records; checked
+        // here so that a refused open creates nothing.
+        let window_needed = crate::format::DATA_HEADER_BYTES + 2 * u64::from(shape.record_size_bytes()) + 4096;
+        if options.map_window_bytes < window_needed {
+            return Err(Error::InvalidArgument(format!(
+                "the map window of {} bytes cannot hold two records of {} bytes; use at least {window_needed}",
+                options.map_window_bytes,
+                shape.record_size_bytes()
+            )));
+        }
         let io = Io::new(options.faults.clone());
         let created = match fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -113,7 +120,9 @@ impl<T: Element> VectorStore<T> {
         let mut store = recover::<T>(&io, path, shape, options)?;
         store.recovery.created = created;
         if matches!(store.recovery.snapshot, SnapshotOutcome::Rebuilt { .. }) {
-            store.checkpoint()?;
+            // Replace the damaged snapshot, or every open would rebuild.
+            let mut w = store.writer.lock();
+            store.checkpoint_locked(&mut w, true)?;
         }
         Ok(store)
     }
@@ -174,6 +183,7 @@ fn create_store(io: &Io, path: &Path, shape: StoreShape, options: &StoreOptions)
     if !parent.is_dir() {
         return Err(Error::InvalidArgument(format!("the parent directory {} does not exist", parent.display())));
     }
+    remove_abandoned_builds(io, &parent, name);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = parent.join(format!(".{name}.quiver-new-{}-{nanos}", std::process::id()));
     io.create_dir(&tmp).context(|| format!("creating {}", tmp.display()))?;
@@ -211,6 +221,21 @@ fn create_store(io: &Io, path: &Path, shape: StoreShape, options: &StoreOptions)
             } else {
                 Err(Error::io(format!("moving the new store into place at {}", path.display()), e))
             }
+        }
+    }
+}
+
+/// Removes `.<name>.quiver-new-<pid>-<nanos>` directories left by a creator
+/// that died (its pid is gone); a live creator's is left alone.
+fn remove_abandoned_builds(io: &Io, parent: &Path, name: &str) {
+    let prefix = format!(".{name}.quiver-new-");
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = io.remove_dir_all(&entry.path());
         }
     }
 }
@@ -326,115 +351,6 @@ fn unreachable_dup(path: &Path) -> Error {
     Error::Corrupted { path: path.into(), offset: 0, reason: "an id was rebuilt twice".into() }
 }
 
-/// Replay state carried across segments.
-struct Replay<'a> {
-    data: &'a DataFile,
-    index: &'a Index,
-    generation: u32,
-    payload_bytes: usize,
-    next_lsn: u64,
-    next_slot: u64,
-    allocated_bytes: u64,
-    batches: u64,
-    scratch: Vec<u8>,
-}
-
-impl Replay<'_> {
-    fn apply(&mut self, b: &Batch<'_>) -> Result<Verdict> {
-        if b.lsn != self.next_lsn {
-            return Ok(Verdict::TornHere(format!("LSN {} where {} was expected", b.lsn, self.next_lsn)));
-        }
-        if b.generation != self.generation || b.first_slot != self.next_slot {
-            return Ok(Verdict::TornHere("the batch does not continue the data file".into()));
-        }
-        let record_size = self.data.record_size_bytes() as usize;
-        let count = b.entries.len();
-        let end_slot = b.first_slot + count as u64;
-        if let Some(payloads) = b.payloads {
-            // Inline batch: the frame carries the vectors; rewrite the
-            // records (the data file may have lost them to power loss).
-            self.scratch.clear();
-            self.scratch.resize(record_size * count, 0);
-            let mut puts = payloads.chunks_exact(self.payload_bytes.max(1));
-            for (i, e) in b.entries.iter().enumerate() {
-                let payload: &[u8] = match e.kind {
-                    RecordKind::Put => puts.next().unwrap_or(&[]),
-                    RecordKind::Tombstone => &[],
-                };
-                let h = RecordHeader::new(e.kind, e.id, b.lsn, payload);
-                if h.crc != e.record_crc {
-                    return Ok(Verdict::TornHere("an inline record does not match its checksum".into()));
-                }
-                let rec = &mut self.scratch[i * record_size..(i + 1) * record_size];
-                let head: &mut [u8; RecordHeader::ENCODED_LEN] =
-                    (&mut rec[..RecordHeader::ENCODED_LEN]).try_into().expect("64 bytes");
-                h.encode_into(head);
-                rec[RecordHeader::ENCODED_LEN..RecordHeader::ENCODED_LEN + payload.len()].copy_from_slice(payload);
-            }
-            if self.records_match(b.first_slot, &b.entries, b.lsn)? {
-                // The records survived (a process crash keeps the page
-                // cache): leave their bytes alone, so a follower that already
-                // reads them never sees a write.
-                return Ok(self.accept(b));
-            }
-            let needed = self.data.bytes_for_slots(end_slot);
-            if needed > self.allocated_bytes {
-                self.data
-                    .allocate(self.allocated_bytes, needed)
-                    .context(|| format!("growing {} during recovery", self.data.path().display()))?;
-                self.allocated_bytes = needed;
-            }
-            self.data
-                .write_records(b.first_slot, &self.scratch)
-                .context(|| format!("rewriting records of {} during recovery", self.data.path().display()))?;
-        } else {
-            // Location batch: the records must already be in the data file,
-            // whole; otherwise this frame is the torn end.
-            if !self.records_match(b.first_slot, &b.entries, b.lsn)? {
-                return Ok(Verdict::TornHere(format!(
-                    "a record of the batch at slots {}..{end_slot} is missing or fails its checksum",
-                    b.first_slot
-                )));
-            }
-        }
-        Ok(self.accept(b))
-    }
-
-    /// Whether the data file holds exactly the records a batch describes.
-    /// An I/O error is returned, never taken for a mismatch: a mismatch
-    /// cuts the WAL, which must only happen for a really torn batch.
-    fn records_match(&mut self, first_slot: u64, entries: &[BatchEntry], lsn: u64) -> Result<bool> {
-        let record_size = self.data.record_size_bytes() as usize;
-        let mut buf = vec![0u8; record_size];
-        for (i, e) in entries.iter().enumerate() {
-            let slot = first_slot + i as u64;
-            let header = self.data.read_header(slot, &mut buf).context(|| {
-                format!("reading the record at slot {slot} of {} during recovery", self.data.path().display())
-            })?;
-            if !header.is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == lsn && h.crc == e.record_crc) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Applies a verified batch to the index.
-    fn accept(&mut self, b: &Batch<'_>) -> Verdict {
-        let end_slot = b.first_slot + b.entries.len() as u64;
-        let changes: Vec<Change> = b
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id, (e.kind == RecordKind::Put).then_some(b.first_slot + i as u64)))
-            .collect();
-        self.index.apply(&changes);
-        self.next_lsn += 1;
-        self.next_slot = end_slot;
-        self.batches += 1;
-        Verdict::Accept
-    }
-}
-
 fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOptions) -> Result<VectorStore<T>> {
     check_header(dir, shape)?;
     let lock_file = lock(io, dir)?;
@@ -476,85 +392,11 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         Index::default()
     };
 
-    // Replay the WAL from the manifest's segment on.
-    let wal_dir = dir.join(WAL_DIR);
-    let segments: Vec<u64> = list_segments(&wal_dir)?.into_iter().filter(|&s| s >= manifest.wal_segment).collect();
-    let allocated_bytes = data.len_bytes()?;
-    let mut replay = Replay {
-        data: &data,
-        index: &index,
-        generation: manifest.generation,
-        payload_bytes: shape.payload_bytes() as usize,
-        next_lsn: manifest.checkpoint_lsn + 1,
-        next_slot: manifest.checkpoint_end_slot,
-        allocated_bytes,
-        batches: 0,
-        scratch: Vec::new(),
-    };
-    let mut torn: Option<(u64, crate::wal::reader::SegmentEnd)> = None;
-    // Segment numbers may have gaps (empty segments are removed below); a
-    // lost segment that held batches shows up as an LSN gap instead.
-    let mut empty_segments = Vec::new();
-    for &segment in &segments {
-        let path = wal_dir.join(wal_segment_name(segment));
-        report.wal_segments_read += 1;
-        if let Some((torn_segment, _)) = &torn {
-            // After a torn frame, later segments may only be empty.
-            let end = scan_segment(&path, segment, replay.payload_bytes, |_| {
-                Err(Error::Corrupted {
-                    path: wal_dir.join(wal_segment_name(*torn_segment)),
-                    offset: 0,
-                    reason: format!(
-                        "segment {torn_segment} has a torn frame but segment {segment} holds later batches"
-                    ),
-                })
-            })?;
-            if end.torn.is_some() {
-                io.remove_file(&path).context(|| format!("removing the torn segment {}", path.display()))?;
-            }
-            continue;
-        }
-        let end = scan_segment(&path, segment, replay.payload_bytes, |b| replay.apply(b))?;
-        if end.torn.is_some() {
-            torn = Some((segment, end));
-        } else if end.frames == 0 {
-            empty_segments.push(path);
-        }
-    }
-    // A segment with a header and no frame carries nothing; without this,
-    // every open that writes nothing would leave one more behind.
-    for path in &empty_segments {
-        io.remove_file(path).context(|| format!("removing the empty segment {}", path.display()))?;
-    }
-    if !empty_segments.is_empty() {
-        io.sync_dir(&wal_dir).context(|| format!("syncing {}", wal_dir.display()))?;
-    }
-    if let Some((_, end)) = torn {
-        let reason = end.torn.as_ref().map(|e| e.reason.clone()).unwrap_or_default();
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .open(&end.path)
-            .context(|| format!("opening {} to cut its torn tail", end.path.display()))?;
-        if end.valid_bytes == 0 {
-            drop(file);
-            io.remove_file(&end.path).context(|| format!("removing {}", end.path.display()))?;
-            io.sync_dir(&wal_dir).context(|| format!("syncing {}", wal_dir.display()))?;
-        } else {
-            io.set_len(&file, &end.path, end.valid_bytes)
-                .and_then(|()| io.sync_all(&file, &end.path))
-                .context(|| format!("cutting the torn tail of {}", end.path.display()))?;
-        }
-        report.torn_tail = Some(TornTail {
-            path: end.path.clone(),
-            offset: end.valid_bytes,
-            bytes_cut: end.file_bytes - end.valid_bytes,
-            reason,
-        });
-    }
-    report.batches_replayed = replay.batches;
-    let next_lsn = replay.next_lsn;
-    let next_slot = replay.next_slot;
-    let allocated_bytes = replay.allocated_bytes;
+    let wal = replay_wal(io, dir, &manifest, &data, &index, shape)?;
+    report.wal_segments_read = wal.segments_read;
+    report.batches_replayed = wal.batches;
+    report.torn_tail = wal.torn_tail;
+    let (next_lsn, next_slot, allocated_bytes) = (wal.next_lsn, wal.next_slot, wal.allocated_bytes);
 
     // Publishing a slot past the end of the file would turn a read into
     // SIGBUS; a file shorter than its committed records is damage.
@@ -568,9 +410,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     }
     data.ensure_mapped(next_slot)?;
     data.publish(next_slot);
-    // Numbers are never reused, not even those of empty segments removed above.
-    let next_segment = segments.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
-    let wal = WalWriter::create(io, &wal_dir, next_segment)?;
+    let wal = wal.writer;
     let wal_handle = wal.sync_handle();
     let writer = Writer {
         wal,

@@ -34,6 +34,8 @@ pub(crate) struct SegmentEnd {
     pub torn: Option<DecodeError>,
     /// Number of frames accepted.
     pub frames: u64,
+    /// Chain crc after the last valid frame (the next frame's seed).
+    pub end_crc: u32,
 }
 
 /// Reads segment `path`, passing every valid batch to `on_batch` in order.
@@ -48,7 +50,14 @@ pub(crate) fn scan_segment(
 ) -> Result<SegmentEnd> {
     let bytes = fs::read(path).context(|| format!("reading the WAL segment {}", path.display()))?;
     let mut end =
-        SegmentEnd { path: path.to_path_buf(), valid_bytes: 0, file_bytes: bytes.len() as u64, torn: None, frames: 0 };
+        SegmentEnd {
+        path: path.to_path_buf(),
+        valid_bytes: 0,
+        file_bytes: bytes.len() as u64,
+        torn: None,
+        frames: 0,
+        end_crc: 0,
+    };
     let mut crc = match SegmentHeader::decode_from(&bytes) {
         Ok((h, seed)) if h.segment == expected_segment => seed,
         Ok((h, _)) => {
@@ -62,6 +71,7 @@ pub(crate) fn scan_segment(
     };
     let mut offset = SegmentHeader::ENCODED_LEN;
     end.valid_bytes = offset as u64;
+    end.end_crc = crc;
     loop {
         match next_frame(&bytes, offset, crc) {
             FrameRead::End => return Ok(end),
@@ -85,6 +95,7 @@ pub(crate) fn scan_segment(
                 crc = frame_crc;
                 offset = next_offset;
                 end.valid_bytes = offset as u64;
+                end.end_crc = crc;
                 end.frames += 1;
             }
         }

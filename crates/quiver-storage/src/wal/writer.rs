@@ -67,6 +67,28 @@ impl WalWriter {
         })
     }
 
+    /// Continues segment `segment` at `path`, whose valid frames end at
+    /// `valid_bytes` with chain crc `end_crc` (recovery has cut anything
+    /// after them).
+    pub fn open_append(io: &Io, path: &Path, segment: u64, valid_bytes: u64, end_crc: u32) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .context(|| format!("opening the WAL segment {}", path.display()))?;
+        Ok(Self {
+            io: io.clone(),
+            segment,
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            file_bytes: valid_bytes,
+            file_crc: end_crc,
+            chain_crc: end_crc,
+            buffer: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
     /// The segment number.
     pub fn segment(&self) -> u64 {
         self.segment

@@ -1,0 +1,282 @@
+//! WAL replay during recovery: walks the segments from the manifest's on,
+//! applies every batch that continues the log, cuts the torn tail durably,
+//! makes what it replayed durable, and hands back a writer positioned at the
+//! end of the last segment.
+//!
+//! Rules (docs/FORMAT.md, "Recovery"): a batch must carry the next LSN, the
+//! manifest's generation and the next slot; an inline batch's records are
+//! rewritten unless the data file already holds them; a location batch's
+//! records must already be in the data file, whole. The first frame that
+//! breaks a rule or fails its checksum is the torn end: it and everything
+//! after it in that segment are cut off (and the cut made durable) before
+//! anything is appended. A later segment holding batches after a torn one,
+//! a missing segment, or a segment header damaged in front of frames is
+//! damage, reported as an error naming the file.
+
+use std::fs;
+use std::path::Path;
+
+use crate::data_file::DataFile;
+use crate::error::{Error, IoContext, Result};
+use crate::format::header::StoreShape;
+use crate::format::manifest::Manifest;
+use crate::format::record::{RecordHeader, RecordKind};
+use crate::format::wal_frame::{Batch, BatchEntry, SegmentHeader};
+use crate::format::{WAL_DIR, wal_segment_name};
+use crate::index::{Change, Index};
+use crate::io::Io;
+use crate::store::open::TornTail;
+use crate::wal::list_segments;
+use crate::wal::reader::{SegmentEnd, Verdict, scan_segment};
+use crate::wal::writer::WalWriter;
+
+/// What replay found, and the writer to continue with.
+pub(super) struct WalRecovery {
+    pub next_lsn: u64,
+    pub next_slot: u64,
+    pub allocated_bytes: u64,
+    pub batches: u64,
+    pub segments_read: u64,
+    pub torn_tail: Option<TornTail>,
+    pub writer: WalWriter,
+}
+
+/// Replays the WAL of `manifest` into `index`, rewriting inline records into
+/// `data` where they are missing.
+pub(super) fn replay_wal(
+    io: &Io,
+    dir: &Path,
+    manifest: &Manifest,
+    data: &DataFile,
+    index: &Index,
+    shape: StoreShape,
+) -> Result<WalRecovery> {
+    let wal_dir = dir.join(WAL_DIR);
+    let segments: Vec<u64> = list_segments(&wal_dir)?.into_iter().filter(|&s| s >= manifest.wal_segment).collect();
+    let mut replay = Replay {
+        data,
+        index,
+        generation: manifest.generation,
+        payload_bytes: shape.payload_bytes() as usize,
+        next_lsn: manifest.checkpoint_lsn + 1,
+        next_slot: manifest.checkpoint_end_slot,
+        allocated_bytes: data.len_bytes()?,
+        batches: 0,
+        scratch: Vec::new(),
+    };
+    let mut ends: Vec<(u64, SegmentEnd)> = Vec::new();
+    let mut torn_at: Option<usize> = None;
+    for (i, &segment) in segments.iter().enumerate() {
+        let path = wal_dir.join(wal_segment_name(segment));
+        if i > 0 && segment != segments[i - 1] + 1 {
+            return Err(Error::Corrupted {
+                path,
+                offset: 0,
+                reason: format!("WAL segment {} is missing", segments[i - 1] + 1),
+            });
+        }
+        let end = if let Some(t) = torn_at {
+            // After a torn frame, later segments may hold no batch.
+            let torn_segment = segments[t];
+            scan_segment(&path, segment, replay.payload_bytes, |_| {
+                Err(Error::Corrupted {
+                    path: wal_dir.join(wal_segment_name(torn_segment)),
+                    offset: 0,
+                    reason: format!("segment {torn_segment} has a torn frame but segment {segment} holds later batches"),
+                })
+            })?
+        } else {
+            scan_segment(&path, segment, replay.payload_bytes, |b| replay.apply(b))?
+        };
+        if end.valid_bytes == 0 && end.file_bytes > SegmentHeader::ENCODED_LEN as u64 {
+            // Headers are synced before any frame is written: a damaged
+            // header in front of frames is damage, not a torn write.
+            let reason = end.torn.as_ref().map(|e| e.reason.clone()).unwrap_or_default();
+            return Err(Error::Corrupted { path, offset: 0, reason: format!("the segment header is damaged: {reason}") });
+        }
+        if torn_at.is_none() && end.torn.is_some() {
+            torn_at = Some(i);
+        }
+        ends.push((segment, end));
+    }
+
+    // Cut the torn tail, and drop segments after it (they hold nothing) and
+    // segments whose header never became whole.
+    let mut torn_tail = None;
+    let mut removed_any = false;
+    let mut keep: Vec<(u64, SegmentEnd)> = Vec::new();
+    for (i, (segment, end)) in ends.into_iter().enumerate() {
+        let after_tear = torn_at.is_some_and(|t| i > t);
+        if end.valid_bytes == 0 || after_tear {
+            io.remove_file(&end.path).context(|| format!("removing {}", end.path.display()))?;
+            removed_any = true;
+            if torn_at == Some(i) {
+                torn_tail = Some(torn(&end));
+            }
+            continue;
+        }
+        if end.torn.is_some() {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(&end.path)
+                .context(|| format!("opening {} to cut its torn tail", end.path.display()))?;
+            io.set_len(&file, &end.path, end.valid_bytes)
+                .and_then(|()| io.sync_all(&file, &end.path))
+                .context(|| format!("cutting the torn tail of {}", end.path.display()))?;
+            torn_tail = Some(torn(&end));
+        }
+        keep.push((segment, end));
+    }
+    if removed_any {
+        io.sync_dir(&wal_dir).context(|| format!("syncing {}", wal_dir.display()))?;
+    }
+
+    // What was replayed may have been only in the page cache of a process
+    // that crashed: make it durable before anything new is acknowledged, or
+    // a later sync could make newer batches durable ahead of older ones.
+    if replay.batches > 0 {
+        data.sync_data().context(|| format!("syncing {}", data.path().display()))?;
+        for (_, end) in keep.iter().filter(|(_, e)| e.frames > 0) {
+            let file = fs::File::open(&end.path).context(|| format!("opening {}", end.path.display()))?;
+            io.sync_data(&file, &end.path).context(|| format!("syncing {}", end.path.display()))?;
+        }
+    }
+
+    // Continue the last segment; start one (never reusing a number) if
+    // there is none.
+    let writer = match keep.last() {
+        Some((segment, end)) => WalWriter::open_append(io, &end.path, *segment, end.valid_bytes, end.end_crc)?,
+        None => {
+            let next = segments.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
+            WalWriter::create(io, &wal_dir, next)?
+        }
+    };
+    Ok(WalRecovery {
+        next_lsn: replay.next_lsn,
+        next_slot: replay.next_slot,
+        allocated_bytes: replay.allocated_bytes,
+        batches: replay.batches,
+        segments_read: segments.len() as u64,
+        torn_tail,
+        writer,
+    })
+}
+
+fn torn(end: &SegmentEnd) -> TornTail {
+    TornTail {
+        path: end.path.clone(),
+        offset: end.valid_bytes,
+        bytes_cut: end.file_bytes - end.valid_bytes,
+        reason: end.torn.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
+    }
+}
+
+/// Replay state carried across segments.
+struct Replay<'a> {
+    data: &'a DataFile,
+    index: &'a Index,
+    generation: u32,
+    payload_bytes: usize,
+    next_lsn: u64,
+    next_slot: u64,
+    allocated_bytes: u64,
+    batches: u64,
+    scratch: Vec<u8>,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, b: &Batch<'_>) -> Result<Verdict> {
+        if b.lsn != self.next_lsn {
+            return Ok(Verdict::TornHere(format!("LSN {} where {} was expected", b.lsn, self.next_lsn)));
+        }
+        if b.generation != self.generation || b.first_slot != self.next_slot {
+            return Ok(Verdict::TornHere("the batch does not continue the data file".into()));
+        }
+        let record_size = self.data.record_size_bytes() as usize;
+        let count = b.entries.len();
+        let end_slot = b.first_slot + count as u64;
+        if let Some(payloads) = b.payloads {
+            // Inline batch: the frame carries the vectors; rewrite the
+            // records (the data file may have lost them to power loss).
+            self.scratch.clear();
+            self.scratch.resize(record_size * count, 0);
+            let mut puts = payloads.chunks_exact(self.payload_bytes.max(1));
+            for (i, e) in b.entries.iter().enumerate() {
+                let payload: &[u8] = match e.kind {
+                    RecordKind::Put => puts.next().unwrap_or(&[]),
+                    RecordKind::Tombstone => &[],
+                };
+                let h = RecordHeader::new(e.kind, e.id, b.lsn, payload);
+                if h.crc != e.record_crc {
+                    return Ok(Verdict::TornHere("an inline record does not match its checksum".into()));
+                }
+                let rec = &mut self.scratch[i * record_size..(i + 1) * record_size];
+                let head: &mut [u8; RecordHeader::ENCODED_LEN] =
+                    (&mut rec[..RecordHeader::ENCODED_LEN]).try_into().expect("64 bytes");
+                h.encode_into(head);
+                rec[RecordHeader::ENCODED_LEN..RecordHeader::ENCODED_LEN + payload.len()].copy_from_slice(payload);
+            }
+            if self.records_match(b.first_slot, &b.entries, b.lsn)? {
+                // The records survived (a process crash keeps the page
+                // cache): leave their bytes alone, so a follower that already
+                // reads them never sees a write.
+                return Ok(self.accept(b));
+            }
+            let needed = self.data.bytes_for_slots(end_slot);
+            if needed > self.allocated_bytes {
+                self.data
+                    .allocate(self.allocated_bytes, needed)
+                    .context(|| format!("growing {} during recovery", self.data.path().display()))?;
+                self.allocated_bytes = needed;
+            }
+            self.data
+                .write_records(b.first_slot, &self.scratch)
+                .context(|| format!("rewriting records of {} during recovery", self.data.path().display()))?;
+        } else {
+            // Location batch: the records must already be in the data file,
+            // whole; otherwise this frame is the torn end.
+            if !self.records_match(b.first_slot, &b.entries, b.lsn)? {
+                return Ok(Verdict::TornHere(format!(
+                    "a record of the batch at slots {}..{end_slot} is missing or fails its checksum",
+                    b.first_slot
+                )));
+            }
+        }
+        Ok(self.accept(b))
+    }
+
+    /// Whether the data file holds exactly the records a batch describes.
+    /// An I/O error is returned, never taken for a mismatch: a mismatch
+    /// cuts the WAL, which must only happen for a really torn batch.
+    fn records_match(&mut self, first_slot: u64, entries: &[BatchEntry], lsn: u64) -> Result<bool> {
+        let record_size = self.data.record_size_bytes() as usize;
+        let mut buf = vec![0u8; record_size];
+        for (i, e) in entries.iter().enumerate() {
+            let slot = first_slot + i as u64;
+            let header = self.data.read_header(slot, &mut buf).context(|| {
+                format!("reading the record at slot {slot} of {} during recovery", self.data.path().display())
+            })?;
+            if !header.is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == lsn && h.crc == e.record_crc) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Applies a verified batch to the index.
+    fn accept(&mut self, b: &Batch<'_>) -> Verdict {
+        let end_slot = b.first_slot + b.entries.len() as u64;
+        let changes: Vec<Change> = b
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id, (e.kind == RecordKind::Put).then_some(b.first_slot + i as u64)))
+            .collect();
+        self.index.apply(&changes);
+        self.next_lsn += 1;
+        self.next_slot = end_slot;
+        self.batches += 1;
+        Verdict::Accept
+    }
+}
+
