@@ -161,14 +161,16 @@ impl<T: Element> VectorStore<T> {
             actual: additional,
             limit: u64::MAX - w.next_slot,
         })?;
-        let needed = self.current().data.bytes_for_slots(end_slot);
-        if needed > crate::format::MAX_DATA_FILE_BYTES {
+        let record = self.current().data.record_size_bytes();
+        let max_slots = (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / record;
+        if end_slot > max_slots {
             return Err(Error::LimitExceeded {
-                what: "a data file size",
-                actual: needed,
-                limit: crate::format::MAX_DATA_FILE_BYTES,
+                what: "a capacity in vectors",
+                actual: end_slot,
+                limit: max_slots,
             });
         }
+        let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > w.allocated_bytes {
             self.grow_locked(&mut w, needed, needed)?;
         }
