@@ -12,7 +12,9 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("Quiver targets 64-bit platforms: offsets and lengths are u64 and cast to usize.");
 #[cfg(not(target_endian = "little"))]
-compile_error!("Quiver targets little-endian platforms: payloads are stored in the machine's byte order, which the format fixes as little-endian.");
+compile_error!(
+    "Quiver targets little-endian platforms: payloads are stored in the machine's byte order, which the format fixes as little-endian."
+);
 
 mod data_file;
 mod element;

@@ -124,7 +124,7 @@ fn concurrent_writes_are_carried_over() {
                         // Every element must come from one whole write of
                         // this id: vector(id, v)[i] = id*1000 + v*10 + i.
                         let base = g[0] as u64;
-                        assert!(base >= id * 1000 && (base - id * 1000) % 10 == 0, "id {id}: {:?}", &*g);
+                        assert!(base >= id * 1000 && (base - id * 1000).is_multiple_of(10), "id {id}: {:?}", &*g);
                         assert!(g.iter().enumerate().all(|(i, &x)| x == g[0] + i as f32), "torn: {:?}", &*g);
                         reads += 1;
                     }

@@ -164,11 +164,7 @@ impl<T: Element> VectorStore<T> {
         let record = self.current().data.record_size_bytes();
         let max_slots = (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / record;
         if end_slot > max_slots {
-            return Err(Error::LimitExceeded {
-                what: "a capacity in vectors",
-                actual: end_slot,
-                limit: max_slots,
-            });
+            return Err(Error::LimitExceeded { what: "a capacity in vectors", actual: end_slot, limit: max_slots });
         }
         let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > w.allocated_bytes {
@@ -406,6 +402,11 @@ impl<T: Element> VectorStore<T> {
                         c.failure = Some(err.to_string());
                     }
                     self.poisoned.store(true, std::sync::atomic::Ordering::Release);
+                    drop(c);
+                    self.commit_done.notify_all();
+                    // The leader reports the I/O error itself; the writers
+                    // whose batches it carried get `Poisoned`, naming it.
+                    return Err(err);
                 }
             }
             self.commit_done.notify_all();

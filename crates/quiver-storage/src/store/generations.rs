@@ -340,11 +340,8 @@ impl<T: Element> VectorStore<T> {
             })?;
             Ok((index, caught_up, wal))
         })();
-        let (index, caught_up_in_pause, new_wal) = match prepared {
-            Ok(p) => p,
-            // Dropping `next` removes its file.
-            Err(e) => return Err(e),
-        };
+        // On error, dropping `next` removes its file.
+        let (index, caught_up_in_pause, new_wal) = prepared?;
         let lsn = w.next_lsn - 1;
         let generation = next.generation;
         let end_slot = next.next_slot;

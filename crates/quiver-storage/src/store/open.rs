@@ -19,6 +19,7 @@ use rustc_hash::FxHashMap;
 
 use super::VectorStore;
 use super::commit::{CommitState, Writer};
+use super::replay::replay_wal;
 use crate::data_file::DataFile;
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
@@ -26,14 +27,11 @@ use crate::format::header::{FormatHeader, HeaderError, StoreShape};
 use crate::format::manifest::Manifest;
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::snapshot::{SnapshotHeader, entries};
-use crate::format::{
-    HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name,
-};
+use crate::format::{HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name};
 use crate::index::Index;
 use crate::io::Io;
 use crate::metrics::Counters;
 use crate::options::StoreOptions;
-use super::replay::replay_wal;
 
 /// What open did with the index snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -82,7 +82,9 @@ pub(super) fn replay_wal(
                 Err(Error::Corrupted {
                     path: wal_dir.join(wal_segment_name(torn_segment)),
                     offset: 0,
-                    reason: format!("segment {torn_segment} has a torn frame but segment {segment} holds later batches"),
+                    reason: format!(
+                        "segment {torn_segment} has a torn frame but segment {segment} holds later batches"
+                    ),
                 })
             })?
         } else {
@@ -92,7 +94,11 @@ pub(super) fn replay_wal(
             // Headers are synced before any frame is written: a damaged
             // header in front of frames is damage, not a torn write.
             let reason = end.torn.as_ref().map(|e| e.reason.clone()).unwrap_or_default();
-            return Err(Error::Corrupted { path, offset: 0, reason: format!("the segment header is damaged: {reason}") });
+            return Err(Error::Corrupted {
+                path,
+                offset: 0,
+                reason: format!("the segment header is damaged: {reason}"),
+            });
         }
         if torn_at.is_none() && end.torn.is_some() {
             torn_at = Some(i);
@@ -279,4 +285,3 @@ impl Replay<'_> {
         Verdict::Accept
     }
 }
-

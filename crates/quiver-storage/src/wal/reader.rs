@@ -49,8 +49,7 @@ pub(crate) fn scan_segment(
     mut on_batch: impl FnMut(&Batch<'_>) -> Result<Verdict>,
 ) -> Result<SegmentEnd> {
     let bytes = fs::read(path).context(|| format!("reading the WAL segment {}", path.display()))?;
-    let mut end =
-        SegmentEnd {
+    let mut end = SegmentEnd {
         path: path.to_path_buf(),
         valid_bytes: 0,
         file_bytes: bytes.len() as u64,

@@ -1,4 +1,12 @@
 //! Integration tests of quiver-storage: one binary, a module per scenario.
 
+mod behaviour;
 mod common;
+mod crash_kill;
+mod enospc_real;
+mod format_doc;
+mod model_proptest;
+mod power_loss;
 mod smoke;
+mod snapshot_rebuild;
+mod wal_damage;

@@ -1,0 +1,313 @@
+//! Proves the index snapshot is only an accelerator (a Bitcask hint file):
+//! when it is missing, truncated, empty or has a flipped bit, open rebuilds
+//! the index from the data file and the WAL, says so in the recovery report,
+//! holds exactly the live vectors with their latest values (no deleted id
+//! comes back), and writes a fresh snapshot so the next open loads it. Also
+//! proves stray temporary files are removed at open.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+use quiver_storage::{SnapshotOutcome, VectorStore};
+
+const DIM: usize = 8;
+
+/// What the test expects the store to hold: id -> vector.
+type Model = BTreeMap<u64, Vec<f32>>;
+
+/// How the snapshot file is damaged before reopening.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    Delete,
+    Truncate,
+    Empty,
+    FlipHeaderBit,
+    FlipEntryBit,
+}
+
+/// Stores ids 0..300 (half of them in batches), overwrites every 5th,
+/// deletes every 7th (so some overwritten ids are deleted too), deletes and
+/// then re-stores every 11th, and checkpoints. Returns the model.
+fn write_and_checkpoint(s: &VectorStore<f32>) -> Model {
+    let mut model = Model::new();
+    for id in 0..150u64 {
+        s.store(id, &vector(id, 0, DIM)).expect("store");
+        model.insert(id, vector(id, 0, DIM));
+    }
+    let batch: Vec<(u64, Vec<f32>)> = (150..300u64).map(|id| (id, vector(id, 0, DIM))).collect();
+    let refs: Vec<(u64, &[f32])> = batch.iter().map(|(i, v)| (*i, &v[..])).collect();
+    assert_eq!(s.store_batch(&refs).expect("batch"), 150);
+    model.extend(batch);
+    for id in (0..300u64).step_by(5) {
+        s.store(id, &vector(id, 1, DIM)).expect("overwrite");
+        model.insert(id, vector(id, 1, DIM));
+    }
+    for id in (0..300u64).step_by(7) {
+        assert!(s.delete(id).expect("delete"), "id {id} was present");
+        model.remove(&id);
+    }
+    for id in (0..300u64).step_by(11) {
+        s.delete(id).expect("delete before re-store");
+        s.store(id, &vector(id, 2, DIM)).expect("re-store");
+        model.insert(id, vector(id, 2, DIM));
+    }
+    s.checkpoint().expect("checkpoint");
+    model
+}
+
+/// Writes after the checkpoint, so they live only in the WAL: new ids,
+/// overwrites of checkpointed ids, deletes of checkpointed ids.
+fn write_after_checkpoint(s: &VectorStore<f32>, model: &mut Model) {
+    for id in 300..340u64 {
+        s.store(id, &vector(id, 0, DIM)).expect("store after checkpoint");
+        model.insert(id, vector(id, 0, DIM));
+    }
+    for id in (1..300u64).step_by(13) {
+        s.store(id, &vector(id, 3, DIM)).expect("overwrite after checkpoint");
+        model.insert(id, vector(id, 3, DIM));
+    }
+    for id in (2..300u64).step_by(17) {
+        s.delete(id).expect("delete after checkpoint");
+        model.remove(&id);
+    }
+}
+
+fn snapshot_files(path: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(path)
+        .expect("list the store dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("snapshot-") && name.ends_with(".qvs")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn damage(path: &Path, how: Damage) {
+    let snaps = snapshot_files(path);
+    assert_eq!(snaps.len(), 1, "one snapshot after a checkpoint: {snaps:?}");
+    let snap = &snaps[0];
+    let mut bytes = fs::read(snap).expect("read the snapshot");
+    assert!(bytes.len() > 64 + 16, "the snapshot holds entries");
+    match how {
+        Damage::Delete => {
+            fs::remove_file(snap).expect("delete the snapshot");
+            return;
+        }
+        Damage::Truncate => bytes.truncate(bytes.len() - 5),
+        Damage::Empty => bytes.clear(),
+        // Byte 20 is inside the LSN field of the header.
+        Damage::FlipHeaderBit => bytes[20] ^= 0x04,
+        Damage::FlipEntryBit => {
+            let mid = 64 + (bytes.len() - 64) / 2;
+            bytes[mid] ^= 0x10;
+        }
+    }
+    fs::write(snap, &bytes).expect("write the damaged snapshot");
+}
+
+/// Checks the store holds exactly `model`: the same ids, the same values,
+/// no deleted id readable.
+fn assert_holds(s: &VectorStore<f32>, model: &Model, context: &str) {
+    let mut ids = s.ids();
+    ids.sort_unstable();
+    let expected: Vec<u64> = model.keys().copied().collect();
+    assert_eq!(ids, expected, "{context}: ids");
+    assert_eq!(s.len(), model.len(), "{context}: len");
+    for (id, v) in model {
+        assert_eq!(s.retrieve(*id).as_ref(), Some(v), "{context}: id {id}");
+    }
+    for id in 0..400u64 {
+        if !model.contains_key(&id) {
+            assert!(s.get(id).is_none() && !s.contains(id), "{context}: deleted or never stored id {id} is readable");
+        }
+    }
+}
+
+/// Reopens after `how` damaged the snapshot and checks the rebuild, then
+/// reopens again and checks the fresh snapshot is loaded.
+fn reopen_and_check_rebuild(path: &Path, how: Damage, model: &Model, expect_replay: bool) {
+    let opts = small(DIM);
+    let context = format!("{how:?}");
+    {
+        let s = open(path, &opts);
+        let report = s.recovery_report();
+        assert!(
+            matches!(&report.snapshot, SnapshotOutcome::Rebuilt { reason } if reason.contains("snapshot-")),
+            "{context}: the report names the rebuild and the file: {:?}",
+            report.snapshot
+        );
+        assert_eq!(report.batches_replayed > 0, expect_replay, "{context}: WAL replay after the rebuild");
+        assert_holds(&s, model, &format!("{context}, rebuilt"));
+        // Dropped without close: the fresh snapshot must come from open.
+    }
+    let s = open(path, &opts);
+    let entries = model.len() as u64;
+    assert!(
+        matches!(s.recovery_report().snapshot, SnapshotOutcome::Loaded { entries: e } if e == entries),
+        "{context}: open after a rebuild loads the snapshot it wrote: {:?}",
+        s.recovery_report().snapshot
+    );
+    assert_holds(&s, model, &format!("{context}, reloaded"));
+    assert_eq!(snapshot_files(path).len(), 1, "{context}: one snapshot, the old one replaced");
+}
+
+// Proves that every kind of snapshot damage, when every write is covered by
+// the checkpoint, makes open rebuild an index that holds exactly the live
+// vectors, and that a new snapshot is written so the next open loads it.
+#[test]
+#[ignore = "BUG: after a rebuild, open_with (store/open.rs:115) calls checkpoint(), but checkpoint_locked \
+            (store/checkpoint.rs:50) returns early because the manifest already names this LSN and end slot when no \
+            batch follows the checkpoint, so the missing or damaged snapshot is never rewritten and every later open \
+            rebuilds again"]
+fn damaged_snapshot_is_rebuilt_and_replaced() {
+    for how in [Damage::Delete, Damage::Truncate, Damage::Empty, Damage::FlipHeaderBit, Damage::FlipEntryBit] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = store_path(&dir);
+        let model = {
+            let s = open(&path, &small(DIM));
+            let model = write_and_checkpoint(&s);
+            s.close().expect("close");
+            model
+        };
+        damage(&path, how);
+        reopen_and_check_rebuild(&path, how, &model, false);
+    }
+}
+
+// Proves the rebuilt index is right when every write is covered by the
+// checkpoint (the half of the test above that holds today): the rebuild is
+// reported and holds exactly the live vectors, no deleted id returns, and a
+// second open still holds them.
+#[test]
+fn damaged_snapshot_rebuild_holds_the_live_vectors() {
+    for how in [Damage::Delete, Damage::Truncate, Damage::Empty, Damage::FlipHeaderBit, Damage::FlipEntryBit] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = store_path(&dir);
+        let model = {
+            let s = open(&path, &small(DIM));
+            let model = write_and_checkpoint(&s);
+            s.close().expect("close");
+            model
+        };
+        damage(&path, how);
+        for round in 0..2 {
+            let s = open(&path, &small(DIM));
+            assert!(
+                matches!(
+                    s.recovery_report().snapshot,
+                    SnapshotOutcome::Loaded { .. } | SnapshotOutcome::Rebuilt { .. }
+                ),
+                "{how:?}: {:?}",
+                s.recovery_report().snapshot
+            );
+            if round == 0 {
+                assert!(
+                    matches!(s.recovery_report().snapshot, SnapshotOutcome::Rebuilt { .. }),
+                    "{how:?}: the first open rebuilds: {:?}",
+                    s.recovery_report().snapshot
+                );
+            }
+            assert_holds(&s, &model, &format!("{how:?}, open {round}"));
+        }
+    }
+}
+
+// Proves writes made after the checkpoint (only in the WAL: new ids,
+// overwrites and deletes of checkpointed ids) are replayed on top of the
+// rebuilt index, and the fresh snapshot covers them.
+#[test]
+fn rebuild_replays_the_wal_written_after_the_checkpoint() {
+    for how in [Damage::Delete, Damage::Truncate, Damage::Empty, Damage::FlipHeaderBit, Damage::FlipEntryBit] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = store_path(&dir);
+        let model = {
+            let s = open(&path, &small(DIM));
+            let mut model = write_and_checkpoint(&s);
+            write_after_checkpoint(&s, &mut model);
+            // Dropped without close, so the later writes stay in the WAL.
+            model
+        };
+        damage(&path, how);
+        reopen_and_check_rebuild(&path, how, &model, true);
+    }
+}
+
+// Proves stray temporary files (`*.tmp`) in the store directory and in
+// `wal/`, and a snapshot the manifest does not name, are removed at open and
+// listed in `recovery_report().files_removed`, without touching the data.
+#[test]
+fn stray_temp_files_are_removed_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_path(&dir);
+    let model = {
+        let s = open(&path, &small(DIM));
+        let model = write_and_checkpoint(&s);
+        s.close().expect("close");
+        model
+    };
+    let live_snapshot = snapshot_files(&path).pop().expect("a snapshot");
+    let strays = [
+        path.join("MANIFEST.tmp"),
+        path.join("snapshot-00000001-00000000000000000001.qvs.tmp"),
+        path.join("wal").join("00000000000000000099.qwal.tmp"),
+        path.join("wal").join("junk.tmp"),
+    ];
+    for p in &strays {
+        fs::write(p, b"half-written").expect("write a stray temp file");
+    }
+    let old_snapshot = path.join("snapshot-00000001-00000000000000000001.qvs");
+    fs::copy(&live_snapshot, &old_snapshot).expect("plant an unreferenced snapshot");
+
+    let s = open(&path, &small(DIM));
+    let report = s.recovery_report();
+    for p in strays.iter().chain([&old_snapshot]) {
+        assert!(!p.exists(), "{} was removed", p.display());
+        assert!(report.files_removed.contains(p), "{} is reported removed: {:?}", p.display(), report.files_removed);
+    }
+    assert!(live_snapshot.exists(), "the manifest's snapshot is kept");
+    assert!(!report.files_removed.contains(&live_snapshot));
+    assert!(
+        matches!(report.snapshot, SnapshotOutcome::Loaded { entries } if entries == model.len() as u64),
+        "{:?}",
+        report.snapshot
+    );
+    assert_holds(&s, &model, "after removing strays");
+}
+
+// Proves a snapshot that is whole and checksum-valid but from an older
+// checkpoint (put in place of the current one) is not trusted: open
+// rebuilds, ids deleted since that checkpoint do not come back and values
+// written since it win.
+#[test]
+fn stale_snapshot_in_place_of_the_current_one_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_path(&dir);
+    let (old_bytes, model) = {
+        let s = open(&path, &small(DIM));
+        let mut model = write_and_checkpoint(&s);
+        let old = snapshot_files(&path).pop().expect("the first snapshot");
+        let old_bytes = fs::read(old).expect("read the first snapshot");
+        write_after_checkpoint(&s, &mut model);
+        s.close().expect("close");
+        (old_bytes, model)
+    };
+    let current = snapshot_files(&path).pop().expect("the current snapshot");
+    assert_ne!(fs::read(&current).expect("read the current snapshot"), old_bytes, "the checkpoints differ");
+    fs::write(&current, &old_bytes).expect("put the old snapshot in place");
+    for round in 0..2 {
+        let s = open(&path, &small(DIM));
+        if round == 0 {
+            assert!(
+                matches!(&s.recovery_report().snapshot, SnapshotOutcome::Rebuilt { reason } if reason.contains("manifest")),
+                "the stale snapshot is rejected: {:?}",
+                s.recovery_report().snapshot
+            );
+        }
+        assert_holds(&s, &model, &format!("stale snapshot, open {round}"));
+    }
+}
