@@ -3,6 +3,7 @@
 mod behaviour;
 mod common;
 mod crash_kill;
+mod damage_matrix;
 mod enospc_real;
 mod format_doc;
 mod model_proptest;
