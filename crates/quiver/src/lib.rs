@@ -19,6 +19,7 @@
 //!
 //! let g: VectorGuard<'_, f32> = store.get(42).expect("present"); // zero-copy
 //! assert_eq!(g.iter().sum::<f32>(), 1.0);
+//! drop(g); // a guard pins what it reads; drop it before closing the store
 //! assert_eq!(store.retrieve(1), Some(vec![1.0; 4]));          // copying read
 //! assert!(store.delete(2)?);
 //! assert_eq!((store.len(), store.contains(2)), (2, false));
