@@ -39,8 +39,8 @@ pub use options::{
 };
 pub use quiver_guard::VectorGuard;
 pub use store::{
-    LiveRecords, NextGeneration, Problem, RecoveryReport, SnapshotOutcome, SwitchOutcome, TornTail, VectorStore,
-    VerifyReport,
+    LiveRecords, NextGeneration, Problem, RecoveryReport, RefreshOutcome, SnapshotOutcome, SwitchOutcome, TornTail,
+    VectorReader, VectorStore, VerifyReport,
 };
 
 /// Named limits, checked where input enters.

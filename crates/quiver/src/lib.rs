@@ -87,6 +87,7 @@ pub use quiver_compaction::{
 };
 pub use quiver_guard::VectorGuard;
 pub use quiver_storage::{
-    Durability, Element, ElementType, Error, GrowthPolicy, LatencySummary, Metrics, Problem, RecoveryReport, Result,
-    SnapshotOutcome, StoreInfo, StoreOptions, TornTail, VectorStore, VerifyReport, inspect, limits,
+    Durability, Element, ElementType, Error, GrowthPolicy, LatencySummary, Metrics, Problem, RecoveryReport,
+    RefreshOutcome, Result, SnapshotOutcome, StoreInfo, StoreOptions, TornTail, VectorReader, VectorStore,
+    VerifyReport, inspect, limits,
 };

@@ -188,3 +188,29 @@ fn background_compactor_reclaims_and_stops_on_close() {
     assert_eq!(store.len(), 200);
     assert_eq!(store.retrieve(1999), Some(vector(1999, 0)));
 }
+
+// Proves a read-only follower reloads after a compaction switches
+// generations, sees exactly the writer's vectors, and a guard it handed out
+// before keeps reading the old bytes.
+#[test]
+fn follower_reloads_after_compaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    for id in 0..300u64 {
+        store.store(id, &vector(id, 0)).expect("store");
+    }
+    let reader: quiver_storage::VectorReader<f32> = options().open_reader(&path).expect("reader");
+    let guard = reader.get(5).expect("present");
+    for id in 0..200u64 {
+        store.delete(id).expect("delete");
+    }
+    store.store(250, &vector(250, 1)).expect("overwrite");
+    quiver_compaction::compact(&store).expect("compact");
+    let outcome = reader.refresh().expect("refresh");
+    assert!(outcome.reloaded);
+    assert_eq!(reader.len(), 100);
+    assert_eq!(reader.retrieve(250), Some(vector(250, 1)));
+    assert_eq!(reader.retrieve(5), None);
+    assert_eq!(&*guard, &vector(5, 0)[..]);
+}

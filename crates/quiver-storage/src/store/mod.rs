@@ -9,6 +9,7 @@ mod checkpoint;
 mod commit;
 mod generations;
 mod open;
+mod reader;
 mod replay;
 mod verify;
 
@@ -30,6 +31,7 @@ use crate::metrics::{Counters, Metrics};
 use crate::options::{Durability, StoreOptions};
 
 pub use open::{RecoveryReport, SnapshotOutcome, TornTail};
+pub use reader::{RefreshOutcome, VectorReader};
 pub use verify::{Problem, VerifyReport};
 
 pub use commit::MAX_BATCH_BYTES;

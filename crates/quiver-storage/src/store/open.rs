@@ -127,7 +127,7 @@ impl<T: Element> VectorStore<T> {
 }
 
 /// Reads and checks the format header without changing anything.
-fn check_header(dir: &Path, shape: StoreShape) -> Result<()> {
+pub(super) fn check_header(dir: &Path, shape: StoreShape) -> Result<()> {
     let path = dir.join(HEADER_FILE);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -248,7 +248,7 @@ fn lock(io: &Io, dir: &Path) -> Result<fs::File> {
     }
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest> {
+pub(super) fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
     let bytes = fs::read(&path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => {
@@ -294,7 +294,7 @@ fn remove_leftovers(io: &Io, dir: &Path, m: &Manifest, report: &mut Vec<PathBuf>
 
 /// Loads the snapshot named by the manifest, checking it against the
 /// manifest and the data file.
-fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Index, String> {
+pub(super) fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Index, String> {
     let path = dir.join(snapshot_file_name(m.generation, m.checkpoint_lsn));
     let bytes = fs::read(&path).map_err(|e| format!("{} could not be read: {e}", path.display()))?;
     let h = SnapshotHeader::decode_from(&bytes)
@@ -311,7 +311,7 @@ fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Index, String>
 /// Rebuilds the index from the records below the checkpoint's end: a record
 /// counts if its LSN is covered by the checkpoint; the highest LSN per id
 /// wins; tombstones delete.
-fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
+pub(super) fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
     const CHUNK_RECORDS: u64 = 256;
     let record_size = data.record_size_bytes() as usize;
     let payload_bytes = data.payload_bytes();

@@ -5,6 +5,7 @@ mod common;
 mod crash_kill;
 mod damage_matrix;
 mod enospc_real;
+mod follower;
 mod format_doc;
 mod model_proptest;
 mod power_loss;
