@@ -315,7 +315,7 @@ impl<T: Element> VectorStore<T> {
                 // The batch is durable and visible: its call must succeed. A
                 // failed checkpoint changes nothing or poisons the store, and
                 // the next write reports that.
-                let _ = self.checkpoint();
+                let _ = self.checkpoint_if_due();
             }
         } else {
             self.current().index.apply(&changes);
@@ -355,6 +355,16 @@ impl<T: Element> VectorStore<T> {
                 self.poison(&e.error);
             }
             return Err(e.error);
+        }
+        Ok(())
+    }
+
+    /// An automatic checkpoint, if the WAL is still past its threshold once
+    /// the writer lock is held (concurrent writers may all have seen it due).
+    fn checkpoint_if_due(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        if w.wal.len_bytes() > self.options.checkpoint_wal_bytes {
+            self.checkpoint_locked(&mut w, false)?;
         }
         Ok(())
     }
