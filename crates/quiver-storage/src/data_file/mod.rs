@@ -197,6 +197,25 @@ impl DataFile {
         }
     }
 
+    /// Whether the records at `first_slot..` are exactly those a batch
+    /// describes (id, kind, LSN and checksum each). An I/O error other than
+    /// the file ending early is returned, never taken for a mismatch.
+    pub fn holds_batch(
+        &self,
+        first_slot: u64,
+        entries: &[crate::format::wal_frame::BatchEntry],
+        lsn: u64,
+    ) -> io::Result<bool> {
+        let mut buf = vec![0u8; self.record_size_bytes as usize];
+        for (i, e) in entries.iter().enumerate() {
+            let header = self.read_header(first_slot + i as u64, &mut buf)?;
+            if !header.is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == lsn && h.crc == e.record_crc) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// `fdatasync`.
     pub fn sync_data(&self) -> io::Result<()> {
         self.io.sync_data(&self.file, &self.path)

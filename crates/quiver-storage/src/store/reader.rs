@@ -32,10 +32,9 @@ use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::StoreShape;
 use crate::format::manifest::Manifest;
-use crate::format::record::RecordKind;
 use crate::format::wal_frame::{Batch, FrameRead, SegmentHeader, decode_batch, next_frame};
 use crate::format::{WAL_DIR, wal_segment_name};
-use crate::index::{Change, Index};
+use crate::index::Index;
 use crate::io::Io;
 use crate::options::StoreOptions;
 
@@ -277,28 +276,18 @@ fn apply(g: &Generation, b: &Batch<'_>, cursor: &mut Cursor) -> Result<bool> {
     if b.lsn != cursor.next_lsn || b.generation != cursor.generation || b.first_slot != cursor.next_slot {
         return Ok(false);
     }
-    let mut buf = vec![0u8; g.data.record_size_bytes() as usize];
-    for (i, e) in b.entries.iter().enumerate() {
-        let slot = b.first_slot + i as u64;
-        let header = g
-            .data
-            .read_header(slot, &mut buf)
-            .context(|| format!("reading the record at slot {slot} of {}", g.data.path().display()))?;
-        if !header.is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == b.lsn && h.crc == e.record_crc) {
-            return Ok(false);
-        }
+    let held = g
+        .data
+        .holds_batch(b.first_slot, &b.entries, b.lsn)
+        .context(|| format!("reading records of {}", g.data.path().display()))?;
+    if !held {
+        return Ok(false);
     }
     let end_slot = b.first_slot + b.entries.len() as u64;
     // Publish before indexing: a reader must never find a slot it cannot map.
     g.data.ensure_mapped(end_slot)?;
     g.data.publish(end_slot);
-    let changes: Vec<Change> = b
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.id, (e.kind == RecordKind::Put).then_some(b.first_slot + i as u64)))
-        .collect();
-    g.index.apply(&changes);
+    g.index.apply(&b.index_changes());
     cursor.next_lsn += 1;
     cursor.next_slot = end_slot;
     Ok(true)

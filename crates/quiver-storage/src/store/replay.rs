@@ -23,7 +23,7 @@ use crate::format::manifest::Manifest;
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::wal_frame::{Batch, BatchEntry, SegmentHeader};
 use crate::format::{WAL_DIR, wal_segment_name};
-use crate::index::{Change, Index};
+use crate::index::Index;
 use crate::io::Io;
 use crate::store::open::TornTail;
 use crate::wal::list_segments;
@@ -252,33 +252,16 @@ impl Replay<'_> {
     }
 
     /// Whether the data file holds exactly the records a batch describes.
-    /// An I/O error is returned, never taken for a mismatch: a mismatch
-    /// cuts the WAL, which must only happen for a really torn batch.
     fn records_match(&mut self, first_slot: u64, entries: &[BatchEntry], lsn: u64) -> Result<bool> {
-        let record_size = self.data.record_size_bytes() as usize;
-        let mut buf = vec![0u8; record_size];
-        for (i, e) in entries.iter().enumerate() {
-            let slot = first_slot + i as u64;
-            let header = self.data.read_header(slot, &mut buf).context(|| {
-                format!("reading the record at slot {slot} of {} during recovery", self.data.path().display())
-            })?;
-            if !header.is_some_and(|h| h.id == e.id && h.kind == e.kind && h.lsn == lsn && h.crc == e.record_crc) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        self.data.holds_batch(first_slot, entries, lsn).context(|| {
+            format!("reading records at slot {first_slot} of {} during recovery", self.data.path().display())
+        })
     }
 
     /// Applies a verified batch to the index.
     fn accept(&mut self, b: &Batch<'_>) -> Verdict {
         let end_slot = b.first_slot + b.entries.len() as u64;
-        let changes: Vec<Change> = b
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id, (e.kind == RecordKind::Put).then_some(b.first_slot + i as u64)))
-            .collect();
-        self.index.apply(&changes);
+        self.index.apply(&b.index_changes());
         self.next_lsn += 1;
         self.next_slot = end_slot;
         self.batches += 1;
