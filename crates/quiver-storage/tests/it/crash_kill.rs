@@ -24,8 +24,12 @@ use quiver_storage::{Durability, VectorStore};
 
 const HARNESS: Harness = Harness {
     child_test: "crash_kill::child_workload",
-    maintenance: &[Maintenance { name: "checkpoint", run: VectorStore::<f32>::checkpoint, switches_generation: false }],
-    maintenance_per_mille: 4,
+    maintenance: &[Maintenance {
+        name: "checkpoint",
+        per_mille: 4,
+        run: VectorStore::<f32>::checkpoint,
+        switches_generation: false,
+    }],
     // The data file is never compacted here and grows to tens of MiB, so a
     // verify() every reopen would double the test's time.
     verify_every_cycles: 10,
