@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use quiver_guard::{Advice, MappedRegion};
+use quiver_guard::MappedRegion;
 
 use crate::format::DATA_HEADER_BYTES;
 use crate::io::Io;
@@ -73,9 +73,9 @@ impl RecordMap {
         // again (`write_records` asserts it); the file is never shrunk below
         // them. The region lives until `self` is dropped.
         let region = unsafe { MappedRegion::map_read_only(file, file_offset, self.window_bytes)? };
-        // Point reads of vectors are random; readahead would only pollute
-        // the page cache. The advice is a hint, so failure is ignored.
-        let _ = region.advise(Advice::Random);
+        // No `MADV_RANDOM`: the kernel's default readahead is what makes a
+        // scan after open fast (docs/BENCHMARKS.md measured a cold scan 7-10x
+        // slower with it), and hot point reads never fault anyway.
         self.regions[n].set(region).expect("region slots are filled in order by the single writer");
         self.region_count.store(n + 1, Ordering::Release);
         Ok(())

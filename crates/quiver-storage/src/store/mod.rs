@@ -143,6 +143,42 @@ impl<T: Element> VectorStore<T> {
         })
     }
 
+    /// Calls `f` with every live vector, in file order, zero-copy — the
+    /// fast way to scan (an exact search, an export). The set of vectors is
+    /// the one live when the call starts (one consistent snapshot of the
+    /// index); writers are not blocked, and what they write meanwhile is
+    /// not seen. The generation is pinned once for the whole scan, and file
+    /// order lets the kernel read ahead.
+    ///
+    /// ```
+    /// use quiver_storage::VectorStore;
+    /// let dir = tempfile::tempdir()?;
+    /// let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+    /// store.store_batch(&[(1, &[1.0, 0.0][..]), (2, &[0.0, 2.0][..])])?;
+    /// let query = [1.0, 1.0];
+    /// let mut best = (0, f32::MIN);
+    /// store.for_each(|id, v| {
+    ///     let score: f32 = v.iter().zip(&query).map(|(a, b)| a * b).sum();
+    ///     if score > best.1 {
+    ///         best = (id, score);
+    ///     }
+    /// });
+    /// assert_eq!(best, (2, 2.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_each(&self, mut f: impl FnMut(u64, &[T])) {
+        let g = self.current();
+        let mut entries = g.index.entries();
+        entries.sort_unstable_by_key(|&(_, slot)| slot);
+        for (id, slot) in entries {
+            let payload = g.data.payload::<T>(slot);
+            debug_assert!(payload.is_some(), "an indexed slot is always published");
+            if let Some(v) = payload {
+                f(id, v);
+            }
+        }
+    }
+
     /// A copy of vector `id` (one allocation, one copy), or `None`.
     pub fn retrieve(&self, id: u64) -> Option<Vec<T>> {
         self.get(id).map(|g| g.to_vec())
