@@ -101,6 +101,15 @@ impl DataFile {
         if header.shape != shape || header.generation != generation {
             return Err(corrupt(12, "the data file header disagrees with the store's format header".into()));
         }
+        // The header page must be whole: every record offset starts past it,
+        // and growth never goes below it.
+        let len = file.metadata().context(|| format!("reading the length of {}", path.display()))?.len();
+        if len < DATA_HEADER_BYTES {
+            return Err(corrupt(
+                len,
+                format!("the data file is {len} bytes, shorter than its {DATA_HEADER_BYTES}-byte header page"),
+            ));
+        }
         let record_size_bytes = u64::from(shape.record_size_bytes());
         let map =
             RecordMap::new(&file, window_bytes, record_size_bytes).context(|| format!("mapping {}", path.display()))?;

@@ -7,6 +7,12 @@ use super::{DecodeError, FORMAT_VERSION, crc32, le};
 /// Magic of the manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"QUIVERMF";
 
+/// Largest LSN a store may reach (2^62): far beyond any real history, and
+/// far enough from `u64::MAX` that no counter derived from one can overflow.
+pub const MAX_LSN: u64 = 1 << 62;
+/// Largest WAL segment number (2^62), for the same reason.
+pub const MAX_SEGMENT: u64 = 1 << 62;
+
 /// The decoded manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Manifest {
@@ -69,11 +75,12 @@ impl Manifest {
         if generation == 0 {
             return Err(DecodeError::new(12, "generation 0 does not exist"));
         }
-        if le::u64_at(buf, 16) == u64::MAX {
+        if le::u64_at(buf, 16) > MAX_LSN {
             return Err(DecodeError::new(16, "the checkpoint LSN is out of range"));
         }
-        if le::u64_at(buf, 40) == 0 {
-            return Err(DecodeError::new(40, "WAL segment 0 does not exist"));
+        let segment = le::u64_at(buf, 40);
+        if segment == 0 || segment > MAX_SEGMENT {
+            return Err(DecodeError::new(40, format!("WAL segment {segment} is out of range")));
         }
         Ok(Self {
             generation,

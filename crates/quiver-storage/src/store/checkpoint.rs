@@ -15,7 +15,7 @@ use super::VectorStore;
 use super::commit::Writer;
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
-use crate::format::manifest::Manifest;
+use crate::format::manifest::{MAX_SEGMENT, Manifest};
 use crate::format::snapshot::{SnapshotHeader, encode_entry};
 use crate::format::{MANIFEST_FILE, WAL_DIR, crc32, snapshot_file_name, wal_segment_name};
 use crate::index::Index;
@@ -120,7 +120,9 @@ impl<T: Element> VectorStore<T> {
     /// Creates and syncs the segment after the current one.
     pub(super) fn start_segment(&self, w: &Writer) -> Result<WalWriter> {
         let wal_dir = self.dir.join(WAL_DIR);
-        let next_segment = w.wal.segment() + 1;
+        let next_segment = w.wal.segment().checked_add(1).filter(|&s| s <= MAX_SEGMENT).ok_or_else(|| {
+            Error::LimitExceeded { what: "a WAL segment number", actual: w.wal.segment(), limit: MAX_SEGMENT }
+        })?;
         WalWriter::create(&self.io, &wal_dir, next_segment).inspect_err(|_| {
             let _ = self.io.remove_file(&wal_dir.join(wal_segment_name(next_segment)));
         })

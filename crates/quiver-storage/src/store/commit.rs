@@ -231,6 +231,13 @@ impl<T: Element> VectorStore<T> {
             return Ok(false);
         }
         let lsn = w.next_lsn;
+        if lsn >= crate::format::manifest::MAX_LSN {
+            return Err(Error::LimitExceeded {
+                what: "a commit sequence number",
+                actual: lsn,
+                limit: crate::format::manifest::MAX_LSN,
+            });
+        }
         let first_slot = w.next_slot;
         let n = ops.len() as u64;
         let end_slot = first_slot + n;

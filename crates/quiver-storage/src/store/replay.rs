@@ -19,7 +19,7 @@ use std::path::Path;
 use crate::data_file::DataFile;
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::StoreShape;
-use crate::format::manifest::Manifest;
+use crate::format::manifest::{MAX_SEGMENT, Manifest};
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::wal_frame::{Batch, BatchEntry, SegmentHeader};
 use crate::format::{WAL_DIR, wal_segment_name};
@@ -68,6 +68,13 @@ pub(super) fn replay_wal(
     let mut torn_at: Option<usize> = None;
     for (i, &segment) in segments.iter().enumerate() {
         let path = wal_dir.join(wal_segment_name(segment));
+        if segment > MAX_SEGMENT {
+            return Err(Error::Corrupted {
+                path,
+                offset: 0,
+                reason: format!("segment number {segment} is out of range"),
+            });
+        }
         if i > 0 && segment != segments[i - 1] + 1 {
             return Err(Error::Corrupted {
                 path,
@@ -153,6 +160,8 @@ pub(super) fn replay_wal(
     let writer = match keep.last() {
         Some((segment, end)) => WalWriter::open_append(io, &end.path, *segment, end.valid_bytes, end.end_crc)?,
         None => {
+            // Segment numbers were checked against MAX_SEGMENT (2^62)
+            // above and in the manifest: this cannot overflow.
             let next = segments.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
             WalWriter::create(io, &wal_dir, next)?
         }

@@ -7,6 +7,7 @@ mod damage_matrix;
 mod enospc_real;
 mod follower;
 mod format_doc;
+mod fuzz_regressions;
 mod model_proptest;
 mod power_loss;
 mod smoke;
