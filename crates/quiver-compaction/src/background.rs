@@ -37,6 +37,9 @@ impl Default for BackgroundPolicy {
     }
 }
 
+/// How many run results the compactor keeps (the most recent).
+pub const MAX_RUNS_KEPT: usize = 64;
+
 /// What one background compaction run did: its stats, or the error's
 /// sentence.
 pub type Run = std::result::Result<CompactionStats, String>;
@@ -87,7 +90,9 @@ impl<T: Element> BackgroundCompactor<T> {
     }
 
     /// Stops the thread (waiting for a compaction in progress) and hands the
-    /// store back, with what each run did.
+    /// store back, with what the last [`MAX_RUNS_KEPT`] runs did. A
+    /// compaction started through `Deref` while the thread runs one is
+    /// refused with `Error::CompactionInProgress` (and vice versa).
     pub fn stop(mut self) -> (VectorStore<T>, Vec<Run>) {
         let runs = self.shutdown();
         let store = Arc::clone(&self.store);
@@ -124,6 +129,9 @@ fn run<T: Element>(store: &VectorStore<T>, policy: &BackgroundPolicy, stopped: &
             || (m.garbage_bytes as f64 / committed as f64) < policy.garbage_ratio
         {
             continue;
+        }
+        if runs.len() == MAX_RUNS_KEPT {
+            runs.remove(0);
         }
         match compact_with(store, &policy.options) {
             Ok(stats) => runs.push(Ok(stats)),

@@ -84,6 +84,9 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// Another compaction of this store is running; try again when it ends.
+    #[error("another compaction of this store is running; wait for it to finish")]
+    CompactionInProgress,
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,

@@ -127,6 +127,9 @@ pub struct Metrics {
     pub wal_syncs: u64,
     /// Checkpoints since open.
     pub checkpoints: u64,
+    /// Automatic checkpoints that failed since open (each one postpones
+    /// the next attempt by another `checkpoint_wal_bytes` of WAL).
+    pub checkpoint_failures: u64,
     /// Growth steps since open.
     pub growth_events: u64,
     /// Bytes reserved for the data file.
@@ -156,6 +159,7 @@ pub(crate) struct Counters {
     pub batches_committed: AtomicU64,
     pub wal_syncs: AtomicU64,
     pub checkpoints: AtomicU64,
+    pub checkpoint_failures: AtomicU64,
     pub growth_events: AtomicU64,
     pub growth_latency: Histogram,
     pub sync_latency: Histogram,

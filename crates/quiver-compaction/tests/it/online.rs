@@ -214,3 +214,48 @@ fn follower_reloads_after_compaction() {
     assert_eq!(reader.retrieve(5), None);
     assert_eq!(&*guard, &vector(5, 0)[..]);
 }
+
+// Proves compactions never overlap: two threads compacting the same store
+// over and over, beside a writer, either compact or are refused with
+// `CompactionInProgress`; the store then reopens with exactly the writes.
+#[test]
+fn concurrent_compactions_are_refused_not_interleaved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    let done = AtomicBool::new(false);
+    let (model, refused) = std::thread::scope(|s| {
+        let compactors: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut refused = 0;
+                    while !done.load(Ordering::Acquire) {
+                        match quiver_compaction::compact(&store) {
+                            Ok(_) => {}
+                            Err(quiver_storage::Error::CompactionInProgress) => refused += 1,
+                            Err(e) => panic!("compaction failed: {e}"),
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        let mut model = BTreeMap::new();
+        for round in 0..3000u64 {
+            let id = round % 300;
+            store.store(id, &vector(id, round)).expect("store");
+            model.insert(id, vector(id, round));
+        }
+        done.store(true, Ordering::Release);
+        let refused: u64 = compactors.into_iter().map(|c| c.join().expect("compactor")).sum();
+        (model, refused)
+    });
+    println!("{refused} compactions refused while another ran");
+    store.close().expect("close");
+    let store: VectorStore<f32> = options().open(&path).expect("reopen");
+    assert_eq!(store.len(), model.len());
+    for (id, v) in &model {
+        assert_eq!(store.retrieve(*id).as_ref(), Some(v));
+    }
+    assert!(store.verify().expect("verify").problems.is_empty());
+}

@@ -86,6 +86,7 @@ impl<T: Element> VectorStore<T> {
         w.wal = new_wal;
         *self.wal_handle.lock() = w.wal.sync_handle();
         Counters::add(&self.counters.checkpoints, 1);
+        w.auto_checkpoint_at_wal_bytes = self.options.checkpoint_wal_bytes;
 
         // 4. Cleanup.
         self.remove_obsolete(w, &previous, &snapshot_name, old_segment);

@@ -41,10 +41,16 @@ pub(crate) struct Writer {
     pub obsolete_segments: Vec<u64>,
     /// `reserve_capacity` promised room up to this slot.
     pub reserved_until_slot: u64,
+    /// WAL size past which a commit runs an automatic checkpoint (raised
+    /// after a failed one, reset by a successful one).
+    pub auto_checkpoint_at_wal_bytes: u64,
     /// At `Sync`, the latest slot of ids whose batches are logged but not
     /// yet applied to the index.
-    pub overlay: FxHashMap<u64, Option<u64>>,
+    /// `id -> (lsn of the batch, slot or None for a delete)`.
+    pub overlay: FxHashMap<u64, (u64, Option<u64>)>,
     pub overlay_max_lsn: u64,
+    /// Overlay size after the last sweep.
+    pub overlay_swept_len: usize,
     pub record_buf: Vec<u8>,
     pub payload_buf: Vec<u8>,
 }
@@ -209,7 +215,7 @@ impl<T: Element> VectorStore<T> {
     /// logged but not yet visible at `Sync`).
     fn current_slot(&self, w: &Writer, id: u64) -> Option<u64> {
         match w.overlay.get(&id) {
-            Some(&slot) => slot,
+            Some(&(_, slot)) => slot,
             None => self.current().index.get(id),
         }
     }
@@ -222,8 +228,19 @@ impl<T: Element> VectorStore<T> {
         self.check_writable()?;
         let mut w = self.writer.lock();
         self.check_writable()?;
-        if !w.overlay.is_empty() && self.applied_lsn.load(std::sync::atomic::Ordering::Acquire) >= w.overlay_max_lsn {
-            w.overlay.clear();
+        if !w.overlay.is_empty() {
+            // Entries whose batches are applied say nothing the index does
+            // not: drop them, all at once when nothing is pending, else in a
+            // sweep whenever the overlay has doubled (so it stays bounded by
+            // the batches in flight, not by every id written).
+            let applied = self.applied_lsn.load(std::sync::atomic::Ordering::Acquire);
+            if applied >= w.overlay_max_lsn {
+                w.overlay.clear();
+                w.overlay_swept_len = 0;
+            } else if w.overlay.len() >= 2 * w.overlay_swept_len.max(1024) {
+                w.overlay.retain(|_, &mut (lsn, _)| lsn > applied);
+                w.overlay_swept_len = w.overlay.len();
+            }
         }
         if let [Op::Delete(id)] = ops
             && !keep(self.current_slot(&w, *id).is_some())
@@ -306,7 +323,7 @@ impl<T: Element> VectorStore<T> {
 
         if self.options.durability == Durability::Sync {
             for &(id, slot) in &changes {
-                w.overlay.insert(id, slot);
+                w.overlay.insert(id, (lsn, slot));
             }
             w.overlay_max_lsn = lsn;
             {
@@ -315,14 +332,14 @@ impl<T: Element> VectorStore<T> {
                 c.data_dirty |= !inline;
                 c.pending.push_back(PendingBatch { lsn, changes });
             }
-            let checkpoint_due = w.wal.len_bytes() > self.options.checkpoint_wal_bytes;
+            let checkpoint_due = w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes;
             drop(w);
             self.wait_durable(lsn)?;
             if checkpoint_due {
                 // The batch is durable and visible: its call must succeed. A
                 // failed checkpoint changes nothing or poisons the store, and
                 // the next write reports that.
-                let _ = self.checkpoint_if_due();
+                self.checkpoint_if_due();
             }
         } else {
             self.current().index.apply(&changes);
@@ -332,9 +349,9 @@ impl<T: Element> VectorStore<T> {
                 c.applied_lsn = lsn;
             }
             self.applied_lsn.store(lsn, std::sync::atomic::Ordering::Release);
-            if w.wal.len_bytes() > self.options.checkpoint_wal_bytes {
+            if w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes {
                 // As above: the batch is acknowledged whatever happens here.
-                let _ = self.checkpoint_locked(&mut w, false);
+                self.auto_checkpoint_locked(&mut w);
             }
         }
         self.counters.commit_latency.record(started.elapsed());
@@ -368,12 +385,25 @@ impl<T: Element> VectorStore<T> {
 
     /// An automatic checkpoint, if the WAL is still past its threshold once
     /// the writer lock is held (concurrent writers may all have seen it due).
-    fn checkpoint_if_due(&self) -> Result<()> {
+    fn checkpoint_if_due(&self) {
         let mut w = self.writer.lock();
-        if w.wal.len_bytes() > self.options.checkpoint_wal_bytes {
-            self.checkpoint_locked(&mut w, false)?;
+        if w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes {
+            self.auto_checkpoint_locked(&mut w);
         }
-        Ok(())
+    }
+
+    /// Runs an automatic checkpoint. If it fails (a full disk, say), the next
+    /// attempt waits for another threshold's worth of WAL, so a failing
+    /// checkpoint is not retried, with its syncs, on every write; the failure
+    /// is counted in `Metrics::checkpoint_failures`.
+    fn auto_checkpoint_locked(&self, w: &mut Writer) {
+        match self.checkpoint_locked(w, false) {
+            Ok(()) => w.auto_checkpoint_at_wal_bytes = self.options.checkpoint_wal_bytes,
+            Err(_) => {
+                Counters::add(&self.counters.checkpoint_failures, 1);
+                w.auto_checkpoint_at_wal_bytes = w.wal.len_bytes().saturating_add(self.options.checkpoint_wal_bytes);
+            }
+        }
     }
 
     /// Waits until batch `lsn` is synced and applied, leading a shared sync

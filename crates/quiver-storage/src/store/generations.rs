@@ -22,6 +22,8 @@
 //! poisons the store (either manifest may be on disk); open removes the
 //! files of whichever generation the manifest does not name.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -96,6 +98,8 @@ pub struct NextGeneration {
     /// the disk full.
     committed: bool,
     io: crate::io::Io,
+    /// Declared last, so it is released after the file is removed.
+    token: Token,
 }
 
 impl Drop for NextGeneration {
@@ -105,6 +109,17 @@ impl Drop for NextGeneration {
         {
             let _ = self.io.remove_file(data.path());
         }
+    }
+}
+
+/// The store's "a compaction is running" flag, held by one
+/// `NextGeneration` and cleared when it goes.
+#[derive(Debug)]
+struct Token(Arc<AtomicBool>);
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -135,8 +150,17 @@ impl<T: Element> VectorStore<T> {
 impl NextGeneration {
     /// Creates the next generation's data file with room for `capacity_slots`
     /// records, reserved with `fallocate` up front.
+    ///
+    /// One compaction at a time per store: while a `NextGeneration` exists
+    /// (until it is switched to or dropped), another `create` on the same
+    /// store fails with [`Error::CompactionInProgress`] and touches nothing.
     pub fn create<T: Element>(store: &VectorStore<T>, live: &LiveRecords, capacity_slots: u64) -> Result<Self> {
         store.check_writable()?;
+        if store.compacting.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Err(Error::CompactionInProgress);
+        }
+        // From here on the flag is ours; `Token` gives it back on every path.
+        let token = Token(Arc::clone(&store.compacting));
         let generation = live.generation.checked_add(1).ok_or_else(|| Error::LimitExceeded {
             what: "a generation number",
             actual: u64::from(u32::MAX),
@@ -170,6 +194,7 @@ impl NextGeneration {
             buf: Vec::new(),
             committed: false,
             io: store.io.clone(),
+            token,
         })
     }
 
@@ -192,7 +217,7 @@ impl NextGeneration {
     /// in order) from the current generation.
     pub fn copy_live<T: Element>(&mut self, store: &VectorStore<T>, live: &[(u64, u64)]) -> Result<()> {
         let g = store.current();
-        self.check_source(&g)?;
+        self.check_source(store, &g)?;
         let record = g.data.record_size_bytes() as usize;
         for chunk in live.chunks(COPY_CHUNK_RECORDS) {
             self.buf.resize(chunk.len() * record, 0);
@@ -222,7 +247,7 @@ impl NextGeneration {
     pub fn catch_up<T: Element>(&mut self, store: &VectorStore<T>) -> Result<u64> {
         let end = store.writer.lock().next_slot;
         let g = store.current();
-        self.check_source(&g)?;
+        self.check_source(store, &g)?;
         self.catch_up_to(&g, end)
     }
 
@@ -251,7 +276,10 @@ impl NextGeneration {
         Ok(self.source_end_slot - start)
     }
 
-    fn check_source(&self, g: &Generation) -> Result<()> {
+    fn check_source<T: Element>(&self, store: &VectorStore<T>, g: &Generation) -> Result<()> {
+        if !Arc::ptr_eq(&self.token.0, &store.compacting) {
+            return Err(Error::InvalidArgument("this next generation belongs to another store".into()));
+        }
         if g.data.generation() != self.from_generation {
             return Err(Error::InvalidArgument("the store switched generations since this compaction began".into()));
         }
@@ -327,7 +355,7 @@ impl<T: Element> VectorStore<T> {
         let bytes_before = w.allocated_bytes;
         let prepared = (|| -> Result<(Index, u64, WalWriter)> {
             self.sync_all_locked(w)?;
-            next.check_source(&old)?;
+            next.check_source(self, &old)?;
             let caught_up = next.catch_up_to(&old, w.next_slot)?;
             next.data().sync_data().context(|| format!("syncing {}", next.data().path().display()))?;
             next.data().ensure_mapped(next.next_slot)?;

@@ -72,6 +72,8 @@ pub struct VectorStore<T: Element> {
     wal_handle: Mutex<(std::sync::Arc<File>, PathBuf)>,
     poisoned: AtomicBool,
     closed: AtomicBool,
+    /// Set while a compaction's next generation exists: one at a time.
+    compacting: std::sync::Arc<AtomicBool>,
     /// Highest LSN applied to the index (mirrors `CommitState`).
     applied_lsn: AtomicU64,
     counters: Counters,
@@ -226,6 +228,7 @@ impl<T: Element> VectorStore<T> {
             batches_committed: Counters::get(&c.batches_committed),
             wal_syncs: Counters::get(&c.wal_syncs),
             checkpoints: Counters::get(&c.checkpoints),
+            checkpoint_failures: Counters::get(&c.checkpoint_failures),
             growth_events: Counters::get(&c.growth_events),
             file_bytes,
             committed_bytes: self.current().data.bytes_for_slots(slots),

@@ -370,6 +370,10 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
             reason: format!("checkpoint end slot {} is beyond any possible data file", manifest.checkpoint_end_slot),
         });
     }
+    // The manifest read above may be one whose rename is not yet durable (a
+    // crash between a rename and its directory sync): make it so before
+    // removing anything an older manifest would still need.
+    io.sync_dir(dir).context(|| format!("syncing {}", dir.display()))?;
     remove_leftovers(io, dir, &manifest, &mut report.files_removed)?;
 
     let index = if manifest.has_snapshot {
@@ -418,8 +422,10 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         manifest,
         obsolete_segments: Vec::new(),
         reserved_until_slot: next_slot,
+        auto_checkpoint_at_wal_bytes: options.checkpoint_wal_bytes,
         overlay: FxHashMap::default(),
         overlay_max_lsn: 0,
+        overlay_swept_len: 0,
         record_buf: Vec::new(),
         payload_buf: Vec::new(),
     };
@@ -436,6 +442,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         wal_handle: Mutex::new(wal_handle),
         poisoned: AtomicBool::new(false),
         closed: AtomicBool::new(false),
+        compacting: std::sync::Arc::new(AtomicBool::new(false)),
         applied_lsn: AtomicU64::new(applied),
         counters: Counters::default(),
         recovery: report,

@@ -202,8 +202,21 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
             Err(_) if manifest.has_snapshot || manifest.checkpoint_lsn > 0 => rebuild_from_data(&data, &manifest)?,
             Err(_) => Index::default(),
         };
-        data.ensure_mapped(manifest.checkpoint_end_slot)?;
-        data.publish(manifest.checkpoint_end_slot);
+        // As the writer's recovery does: never publish a slot past the end
+        // of the file (a read of it would be SIGBUS), nor an impossible one.
+        let end = manifest.checkpoint_end_slot;
+        let max_slots =
+            (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / data.record_size_bytes();
+        let file_bytes = data.len_bytes()?;
+        if end > max_slots || file_bytes < data.bytes_for_slots(end) {
+            return Err(Error::Corrupted {
+                path: data.path().into(),
+                offset: file_bytes,
+                reason: format!("the file ends before the {end} records its checkpoint covers"),
+            });
+        }
+        data.ensure_mapped(end)?;
+        data.publish(end);
         let generation = Generation { data, index };
         let mut cursor = cursor_at(&manifest);
         let batches = follow(dir, &generation, &mut cursor)?;

@@ -64,6 +64,16 @@ pub(super) fn replay_wal(
         batches: 0,
         scratch: Vec::new(),
     };
+    // The manifest's segment was created and synced before the manifest
+    // named it: if it is gone while later ones exist, or after a checkpoint,
+    // batches may have gone with it.
+    if segments.first() != Some(&manifest.wal_segment) && (!segments.is_empty() || manifest.checkpoint_lsn > 0) {
+        return Err(Error::Corrupted {
+            path: wal_dir.join(wal_segment_name(manifest.wal_segment)),
+            offset: 0,
+            reason: "the WAL segment the manifest names is missing".into(),
+        });
+    }
     let mut ends: Vec<(u64, SegmentEnd)> = Vec::new();
     let mut torn_at: Option<usize> = None;
     for (i, &segment) in segments.iter().enumerate() {
@@ -147,24 +157,37 @@ pub(super) fn replay_wal(
     // What was replayed may have been only in the page cache of a process
     // that crashed: make it durable before anything new is acknowledged, or
     // a later sync could make newer batches durable ahead of older ones.
+    // The frames are written back first, for the reason given in
+    // `Replay::apply`: a sync of pages the kernel thinks clean proves nothing.
     if replay.batches > 0 {
         data.sync_data().context(|| format!("syncing {}", data.path().display()))?;
         for (_, end) in keep.iter().filter(|(_, e)| e.frames > 0) {
-            let file = fs::File::open(&end.path).context(|| format!("opening {}", end.path.display()))?;
-            io.sync_data(&file, &end.path).context(|| format!("syncing {}", end.path.display()))?;
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&end.path)
+                .context(|| format!("opening {}", end.path.display()))?;
+            let bytes = fs::read(&end.path).context(|| format!("reading {}", end.path.display()))?;
+            let frames =
+                bytes.get(SegmentHeader::ENCODED_LEN..end.valid_bytes as usize).ok_or_else(|| Error::Corrupted {
+                    path: end.path.clone(),
+                    offset: end.valid_bytes,
+                    reason: "the segment changed during recovery".into(),
+                })?;
+            io.write_at(&file, &end.path, frames, SegmentHeader::ENCODED_LEN as u64)
+                .and_then(|()| io.sync_data(&file, &end.path))
+                .context(|| format!("rewriting and syncing {}", end.path.display()))?;
         }
     }
 
-    // Continue the last segment; start one (never reusing a number) if
-    // there is none.
+    // Continue the last segment; start one if none remains.
     let writer = match keep.last() {
         Some((segment, end)) => WalWriter::open_append(io, &end.path, *segment, end.valid_bytes, end.end_crc)?,
-        None => {
-            // Segment numbers were checked against MAX_SEGMENT (2^62)
-            // above and in the manifest: this cannot overflow.
-            let next = segments.last().copied().unwrap_or(0).max(manifest.wal_segment - 1) + 1;
-            WalWriter::create(io, &wal_dir, next)?
-        }
+        // Every segment from the manifest's on was removed (none existed, or
+        // each was a header-only torn creation or followed a tear): none held
+        // a frame anyone could have read, so the chain restarts at the
+        // manifest's number, which the next open then finds first.
+        None => WalWriter::create(io, &wal_dir, manifest.wal_segment)?,
     };
     Ok(WalRecovery {
         next_lsn: replay.next_lsn,
@@ -207,6 +230,15 @@ impl Replay<'_> {
         if b.generation != self.generation || b.first_slot != self.next_slot {
             return Ok(Verdict::TornHere("the batch does not continue the data file".into()));
         }
+        // No writer logs a batch above MAX_BATCH_BYTES of payload; a frame
+        // that claims more is damage, and must not drive an allocation.
+        if (b.entries.len() as u64).saturating_mul(self.payload_bytes as u64) > crate::store::MAX_BATCH_BYTES {
+            return Err(Error::Corrupted {
+                path: self.data.path().into(),
+                offset: 0,
+                reason: format!("a WAL batch of {} vectors is larger than any writer logs", b.entries.len()),
+            });
+        }
         let record_size = self.data.record_size_bytes() as usize;
         let count = b.entries.len();
         let end_slot = b.first_slot + count as u64;
@@ -231,12 +263,10 @@ impl Replay<'_> {
                 h.encode_into(head);
                 rec[RecordHeader::ENCODED_LEN..RecordHeader::ENCODED_LEN + payload.len()].copy_from_slice(payload);
             }
-            if self.records_match(b.first_slot, &b.entries, b.lsn)? {
-                // The records survived (a process crash keeps the page
-                // cache): leave their bytes alone, so a follower that already
-                // reads them never sees a write.
-                return Ok(self.accept(b));
-            }
+            // Rewrite even records that survived: after a failed fsync the
+            // page cache may hold bytes the disk does not, marked clean, and
+            // only a write makes the sync below real. The bytes are the same,
+            // so a follower reading them sees no change.
             let needed = self.data.bytes_for_slots(end_slot);
             if needed > self.allocated_bytes {
                 self.data
@@ -256,6 +286,13 @@ impl Replay<'_> {
                     b.first_slot
                 )));
             }
+            // As above: write the (verified, unchanged) bytes back so the sync
+            // that ends recovery really reaches the disk.
+            self.scratch.resize(record_size * count, 0);
+            self.data
+                .read_record(b.first_slot, &mut self.scratch)
+                .and_then(|()| self.data.write_records(b.first_slot, &self.scratch))
+                .context(|| format!("rewriting records of {} during recovery", self.data.path().display()))?;
         }
         Ok(self.accept(b))
     }

@@ -77,7 +77,7 @@ impl<T: Element> VectorStore<T> {
         // The writer's view of the index: what readers see, plus batches
         // logged at `Sync` whose shared sync has not yet made them visible.
         let mut expected: FxHashMap<u64, u64> = self.current().index.entries().into_iter().collect();
-        for (&id, &slot) in &w.overlay {
+        for (&id, &(_, slot)) in &w.overlay {
             match slot {
                 Some(s) => expected.insert(id, s),
                 None => expected.remove(&id),

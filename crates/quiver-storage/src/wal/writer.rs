@@ -1,8 +1,10 @@
 //! Appends frames to the current WAL segment.
 //!
-//! A write that fails or comes up short is cut back to the last frame
-//! boundary before the error is returned, so a later append never lands
-//! after garbage; if the cut itself fails, the caller must poison the store.
+//! A single frame whose write fails or comes up short is cut back to the
+//! last frame boundary before the error is returned, so a later append never
+//! lands after garbage; if the cut itself fails, the caller must poison the
+//! store. A failed write of acknowledged (deferred) frames is never cut: it
+//! poisons, and recovery decides what survived.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -159,14 +161,19 @@ impl WalWriter {
                 Ok(())
             }
             Err(source) => {
-                let cut = self.io.set_len(&self.file, &self.path, self.file_bytes);
+                let error = Error::io(format!("appending to the WAL segment {}", self.path.display()), source);
                 if acknowledged {
-                    self.chain_crc = self.file_crc;
+                    // Deferred frames were acknowledged, and the complete ones
+                    // among those just written may already have been read by
+                    // a follower: leave them. The store is poisoned; recovery
+                    // keeps the whole frames and cuts the partial one, by the
+                    // same rules a follower applies.
+                    return Err(AppendError { error, poison: true });
                 }
-                Err(AppendError {
-                    error: Error::io(format!("appending to the WAL segment {}", self.path.display()), source),
-                    poison: acknowledged || cut.is_err(),
-                })
+                // One frame, not acknowledged: whatever part of it was written
+                // is not a whole frame, so no reader can have applied it.
+                let cut = self.io.set_len(&self.file, &self.path, self.file_bytes);
+                Err(AppendError { error, poison: cut.is_err() })
             }
         }
     }
