@@ -131,7 +131,7 @@ fn run<T: Element>(store: &VectorStore<T>, policy: &BackgroundPolicy, stopped: &
             continue;
         }
         if runs.len() == MAX_RUNS_KEPT {
-            runs.remove(0);
+            drop(runs.remove(0));
         }
         match compact_with(store, &policy.options) {
             Ok(stats) => runs.push(Ok(stats)),
