@@ -98,6 +98,16 @@ impl<T: Element> VectorStore<T> {
             )));
         }
         let io = Io::new(options.faults.clone());
+        // A symlink to a directory is followed, so creation renames onto the
+        // real directory rather than over the link.
+        let resolved;
+        let path = match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                resolved = fs::canonicalize(path).context(|| format!("resolving the symlink {}", path.display()))?;
+                resolved.as_path()
+            }
+            _ => path,
+        };
         let created = match fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 create_store(&io, path, shape, options)?;
@@ -216,6 +226,11 @@ fn create_store(io: &Io, path: &Path, shape: StoreShape, options: &StoreOptions)
             // Another process created the store first: open theirs.
             if path.join(HEADER_FILE).exists() {
                 Ok(())
+            } else if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) {
+                Err(Error::InvalidArgument(format!(
+                    "{} is a mount point, which a new store cannot be renamed onto; use a directory inside it",
+                    path.display()
+                )))
             } else {
                 Err(Error::io(format!("moving the new store into place at {}", path.display()), e))
             }

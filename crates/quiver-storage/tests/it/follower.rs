@@ -177,3 +177,23 @@ fn reader_stops_at_a_torn_tail_and_writes_nothing() {
     assert_eq!(r.len(), 10);
     assert_eq!(r.retrieve(50), Some(vector(50, 0, DIM)));
 }
+
+// Proves a reader refuses (with `Corrupted`) a data file shorter than the
+// records its checkpoint covers, instead of mapping past the end of the
+// file (a read there would be SIGBUS).
+#[test]
+fn reader_refuses_a_data_file_shorter_than_its_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_path(&dir);
+    {
+        let writer: VectorStore<f32> = open(&path, &small(DIM));
+        for id in 0..100u64 {
+            writer.store(id, &vector(id, 0, DIM)).expect("store");
+        }
+        writer.close().expect("close");
+    }
+    let data = path.join(quiver_storage::format::data_file_name(1));
+    std::fs::OpenOptions::new().write(true).open(&data).expect("open").set_len(4096 + 10 * 128).expect("truncate");
+    let r: Result<VectorReader<f32>, quiver_storage::Error> = small(DIM).open_reader(&path);
+    assert!(matches!(r, Err(quiver_storage::Error::Corrupted { .. })), "{r:?}");
+}

@@ -69,3 +69,23 @@ fn manifest_segment_past_the_limit_is_corrupted() {
         assert!(matches!(&r, Err(Error::Corrupted { offset: 40, .. })), "segment {segment}: {r:?}");
     }
 }
+
+// Proves (review finding) that the WAL segment the manifest names going
+// missing while later segments exist is `Corrupted`, not a silent cut of the
+// later segment's batches.
+#[test]
+fn missing_manifest_segment_is_corrupted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_with_writes(&dir);
+    let m = manifest(&path);
+    let wal = path.join("wal");
+    // A later segment, holding a valid header, as after a checkpoint.
+    std::fs::copy(
+        wal.join(quiver_storage::format::wal_segment_name(m.wal_segment)),
+        wal.join(quiver_storage::format::wal_segment_name(m.wal_segment + 1)),
+    )
+    .expect("copy");
+    std::fs::remove_file(wal.join(quiver_storage::format::wal_segment_name(m.wal_segment))).expect("remove");
+    let r: Result<VectorStore<f32>, Error> = small(4).open(&path);
+    assert!(matches!(&r, Err(Error::Corrupted { .. })), "{r:?}");
+}

@@ -1,6 +1,7 @@
 //! Integration tests of quiver-storage: one binary, a module per scenario.
 
 mod behaviour;
+mod checkpoint_backoff;
 mod common;
 mod crash_kill;
 mod damage_matrix;
