@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use quiver_storage::{Element, NextGeneration, Result, VectorStore};
 
-pub use background::{BackgroundCompactor, BackgroundPolicy, Run};
+pub use background::{BackgroundCompactor, BackgroundPolicy, MAX_RUNS_KEPT, Run};
 
 /// Called with `(records copied, records to copy)` as compaction proceeds.
 pub type ProgressFn = dyn Fn(u64, u64) + Send + Sync;
