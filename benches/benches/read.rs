@@ -7,34 +7,11 @@
 
 use std::hint::black_box;
 
-use quiver_benches::{env_or, print_ratio, time, vector};
+use quiver_benches::{env_or, print_ratio, random_ids, sum, time, vector};
 use quiver_storage::VectorStore;
 use rustc_hash::FxHashMap;
 
 const DIM: usize = 768;
-
-fn sum(v: &[f32]) -> f32 {
-    // Eight lanes, so the loop measures memory, not one adder's latency.
-    let mut acc = [0.0f32; 8];
-    for chunk in v.chunks_exact(8) {
-        for i in 0..8 {
-            acc[i] += chunk[i];
-        }
-    }
-    acc.iter().sum()
-}
-
-fn ids(count: u64, reads: u64, seed: u64) -> Vec<u64> {
-    let mut x = seed | 1;
-    (0..reads)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % count
-        })
-        .collect()
-}
 
 fn main() {
     let count = env_or("QUIVER_BENCH_VECTORS", 200_000);
@@ -53,7 +30,7 @@ fn main() {
             map.insert(id, v.into_boxed_slice());
         }
     }
-    let order = ids(count, reads, 42);
+    let order = random_ids(count, reads, 42);
     let quiver_pass = |order: &[u64]| {
         let mut total = 0.0f32;
         for &id in order {
