@@ -72,7 +72,23 @@ impl<T: Element> VectorStore<T> {
             let _ = self.io.remove_file(&self.dir.join(&snapshot_name));
         })?;
 
-        // 3. The commit point.
+        // 3. The commit point, then cleanup.
+        self.install_checkpoint(w, generation, lsn, end_slot, new_wal)
+    }
+
+    /// Replaces the manifest with one naming `generation`'s snapshot at
+    /// `lsn` (already written) and `new_wal` (already created) — the commit
+    /// point of checkpoints and generation switches — then moves the writer
+    /// to `new_wal` and removes what the previous checkpoint made obsolete.
+    /// A failed manifest replace poisons the store (`commit_manifest`).
+    pub(super) fn install_checkpoint(
+        &self,
+        w: &mut Writer,
+        generation: u32,
+        lsn: u64,
+        end_slot: u64,
+        new_wal: WalWriter,
+    ) -> Result<()> {
         let manifest = Manifest {
             generation,
             checkpoint_lsn: lsn,
@@ -87,9 +103,7 @@ impl<T: Element> VectorStore<T> {
         *self.wal_handle.lock() = w.wal.sync_handle();
         Counters::add(&self.counters.checkpoints, 1);
         w.auto_checkpoint_at_wal_bytes = self.options.checkpoint_wal_bytes;
-
-        // 4. Cleanup.
-        self.remove_obsolete(w, &previous, &snapshot_name, old_segment);
+        self.remove_obsolete(w, &previous, &snapshot_file_name(generation, lsn), old_segment);
         Ok(())
     }
 

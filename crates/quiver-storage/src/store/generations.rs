@@ -33,11 +33,9 @@ use super::{Generation, VectorStore};
 use crate::data_file::DataFile;
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
-use crate::format::manifest::Manifest;
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::{data_file_name, snapshot_file_name};
 use crate::index::{Change, Index};
-use crate::metrics::Counters;
 use crate::wal::writer::WalWriter;
 
 /// Records copied per read/write when moving data between generations.
@@ -373,26 +371,14 @@ impl<T: Element> VectorStore<T> {
         let lsn = w.next_lsn - 1;
         let generation = next.generation;
         let end_slot = next.next_slot;
-        let snapshot_name = snapshot_file_name(generation, lsn);
-        let manifest = Manifest {
-            generation,
-            checkpoint_lsn: lsn,
-            checkpoint_end_slot: end_slot,
-            has_snapshot: true,
-            wal_segment: new_wal.segment(),
-        };
-        // The commit point; on failure the store is poisoned and a reopen
-        // finds whichever manifest reached the disk, so from here on the new
-        // file must stay.
+        // The commit point (with the checkpoint's cleanup); on failure the
+        // store is poisoned and a reopen finds whichever manifest reached the
+        // disk, so from here on the new file must stay.
         next.committed = true;
-        self.commit_manifest(&manifest)?;
+        self.install_checkpoint(w, generation, lsn, end_slot, new_wal)?;
 
         // Committed: switch memory to the new generation.
         next.data().publish(end_slot);
-        let previous = std::mem::replace(&mut w.manifest, manifest);
-        let old_segment = w.wal.segment();
-        w.wal = new_wal;
-        *self.wal_handle.lock() = w.wal.sync_handle();
         w.next_slot = end_slot;
         w.allocated_bytes = next.allocated_bytes;
         w.reserved_until_slot = w.reserved_until_slot.saturating_sub(records_before).saturating_add(end_slot);
@@ -401,10 +387,6 @@ impl<T: Element> VectorStore<T> {
         drop(old);
         let data = next.data.take().expect("taken once, here");
         let retired = self.gens.replace(Generation { data, index });
-        Counters::add(&self.counters.checkpoints, 1);
-
-        // Cleanup: nothing depends on it; open removes what is left.
-        self.remove_obsolete(w, &previous, &snapshot_name, old_segment);
         let outcome = SwitchOutcome {
             generation,
             records_before,

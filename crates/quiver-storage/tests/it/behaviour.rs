@@ -86,16 +86,7 @@ pub fn data_file(store_dir: &Path) -> PathBuf {
     store_dir.join(quiver_storage::format::data_file_name(1))
 }
 
-/// The seed from `QUIVER_TEST_SEED`, or a fresh one from the clock.
-pub fn test_seed() -> u64 {
-    match std::env::var("QUIVER_TEST_SEED") {
-        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("QUIVER_TEST_SEED={s:?} is not a u64")),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .expect("the clock is after 1970"),
-    }
-}
+pub use crate::common::test_seed;
 
 /// A small xorshift generator for tests that print their seed.
 pub struct XorShift(u64);

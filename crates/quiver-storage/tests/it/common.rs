@@ -44,3 +44,14 @@ pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The seed from `QUIVER_TEST_SEED`, or a fresh one from the clock.
+pub fn test_seed() -> u64 {
+    match std::env::var("QUIVER_TEST_SEED") {
+        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("QUIVER_TEST_SEED={s:?} is not a u64")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .expect("the clock is after 1970"),
+    }
+}

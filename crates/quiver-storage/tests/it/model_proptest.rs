@@ -51,16 +51,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The seed from `QUIVER_TEST_SEED`, or a fresh one from the clock.
-fn test_seed() -> u64 {
-    match std::env::var("QUIVER_TEST_SEED") {
-        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("QUIVER_TEST_SEED={s:?} is not a u64")),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .expect("the clock is after 1970"),
-    }
-}
+use crate::common::test_seed;
 
 fn chacha_seed(seed: u64) -> [u8; 32] {
     let mut bytes = [0u8; 32];
