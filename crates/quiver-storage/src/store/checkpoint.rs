@@ -28,14 +28,15 @@ impl<T: Element> VectorStore<T> {
     /// Commits also trigger this automatically once the WAL passes
     /// [`crate::StoreOptions::checkpoint_wal_bytes`].
     pub fn checkpoint(&self) -> Result<()> {
-        self.check_writable()?;
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer()?;
         self.checkpoint_locked(&mut w, false)
     }
 
     /// With `force`, writes a new snapshot and manifest even if nothing
     /// changed since the last checkpoint (to replace a damaged snapshot).
     pub(super) fn checkpoint_locked(&self, w: &mut Writer, force: bool) -> Result<()> {
+        // `sync_all_locked` checks poison under the writer lock; the data
+        // file sync below follows it under the same lock.
         self.sync_all_locked(w)?;
         let g = self.current();
         // Inline batches reach the data file without a sync; the manifest is
@@ -46,7 +47,7 @@ impl<T: Element> VectorStore<T> {
             && let Err(e) = g.data.sync_data()
         {
             let err = Error::io(format!("syncing {}", g.data.path().display()), e);
-            self.poison(&err);
+            self.set_poisoned(&err);
             return Err(err);
         }
         let lsn = w.next_lsn - 1;
@@ -138,8 +139,16 @@ impl<T: Element> VectorStore<T> {
         let next_segment = w.wal.segment().checked_add(1).filter(|&s| s <= MAX_SEGMENT).ok_or_else(|| {
             Error::LimitExceeded { what: "a WAL segment number", actual: w.wal.segment(), limit: MAX_SEGMENT }
         })?;
+        let path = wal_dir.join(wal_segment_name(next_segment));
+        // A segment past the current one is a leftover of a rotation that
+        // failed and could not even remove what it created: no manifest
+        // names it and no frame was logged in it. Without removing it, every
+        // later checkpoint would fail to create it again.
+        if path.exists() {
+            self.io.remove_file(&path).context(|| format!("removing the leftover WAL segment {}", path.display()))?;
+        }
         WalWriter::create(&self.io, &wal_dir, next_segment).inspect_err(|_| {
-            let _ = self.io.remove_file(&wal_dir.join(wal_segment_name(next_segment)));
+            let _ = self.io.remove_file(&path);
         })
     }
 
@@ -151,7 +160,7 @@ impl<T: Element> VectorStore<T> {
         manifest.encode_into(&mut bytes);
         self.io.replace_file_atomically(&self.dir, MANIFEST_FILE, &bytes).map_err(|e| {
             let err = Error::io(format!("replacing {}", self.dir.join(MANIFEST_FILE).display()), e);
-            self.poison(&err);
+            self.set_poisoned(&err);
             err
         })
     }

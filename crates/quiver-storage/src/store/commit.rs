@@ -73,7 +73,6 @@ pub(crate) struct CommitState {
     pub leader_active: bool,
     /// Location batches were logged since the last data-file sync.
     pub data_dirty: bool,
-    pub failure: Option<String>,
 }
 
 /// One operation of a batch, after validation.
@@ -120,7 +119,8 @@ impl<T: Element> VectorStore<T> {
             }
         }
         if batch.is_empty() {
-            self.check_writable()?;
+            // Nothing to write, but a poisoned or closed store says so.
+            drop(self.lock_writer()?);
             return Ok(0);
         }
         // Last occurrence of an id wins; earlier ones are never written.
@@ -151,17 +151,15 @@ impl<T: Element> VectorStore<T> {
 
     /// Makes every acknowledged write durable against power loss.
     pub fn flush(&self) -> Result<()> {
-        self.check_writable()?;
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer()?;
         self.sync_all_locked(&mut w)
     }
 
     /// Reserves room for `additional` more vectors in one growth step (data
     /// file and index), so a bulk import does not grow midway.
     pub fn reserve_capacity(&self, additional: usize) -> Result<()> {
-        self.check_writable()?;
         let additional = additional as u64;
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer()?;
         let end_slot = w.next_slot.checked_add(additional).ok_or_else(|| Error::LimitExceeded {
             what: "a capacity in vectors",
             actual: additional,
@@ -225,15 +223,13 @@ impl<T: Element> VectorStore<T> {
     /// anything was committed.
     fn commit_ops(&self, ops: &[Op<'_, T>], keep: impl Fn(bool) -> bool) -> Result<bool> {
         let started = Instant::now();
-        self.check_writable()?;
-        let mut w = self.writer.lock();
-        self.check_writable()?;
+        let mut w = self.lock_writer()?;
         if !w.overlay.is_empty() {
             // Entries whose batches are applied say nothing the index does
             // not: drop them, all at once when nothing is pending, else in a
             // sweep whenever the overlay has doubled (so it stays bounded by
             // the batches in flight, not by every id written).
-            let applied = self.applied_lsn.load(std::sync::atomic::Ordering::Acquire);
+            let applied = self.commit.lock().applied_lsn;
             if applied >= w.overlay_max_lsn {
                 w.overlay.clear();
                 w.overlay_swept_len = 0;
@@ -348,7 +344,6 @@ impl<T: Element> VectorStore<T> {
                 c.written_lsn = lsn;
                 c.applied_lsn = lsn;
             }
-            self.applied_lsn.store(lsn, std::sync::atomic::Ordering::Release);
             if w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes {
                 // As above: the batch is acknowledged whatever happens here.
                 self.auto_checkpoint_locked(&mut w);
@@ -376,7 +371,7 @@ impl<T: Element> VectorStore<T> {
         let generation = self.current().data.generation();
         if let Err(e) = w.wal.append(lsn, generation, first_slot, entries, payloads, defer) {
             if e.poison {
-                self.poison(&e.error);
+                self.set_poisoned(&e.error);
             }
             return Err(e.error);
         }
@@ -386,7 +381,7 @@ impl<T: Element> VectorStore<T> {
     /// An automatic checkpoint, if the WAL is still past its threshold once
     /// the writer lock is held (concurrent writers may all have seen it due).
     fn checkpoint_if_due(&self) {
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer_unchecked();
         if w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes {
             self.auto_checkpoint_locked(&mut w);
         }
@@ -408,15 +403,17 @@ impl<T: Element> VectorStore<T> {
 
     /// Waits until batch `lsn` is synced and applied, leading a shared sync
     /// if no other thread is (group commit).
+    ///
+    /// The poison check is made under the commit lock on every turn of the
+    /// loop, so a thread never leads a sync after another leader's failed:
+    /// a failed leader poisons the store before it gives up `leader_active`.
     pub(super) fn wait_durable(&self, lsn: u64) -> Result<()> {
         let mut c = self.commit.lock();
         loop {
             if c.applied_lsn >= lsn {
                 return Ok(());
             }
-            if let Some(f) = &c.failure {
-                return Err(Error::Poisoned { first_failure: f.clone() });
-            }
+            self.poison.check()?;
             if c.leader_active {
                 self.commit_done.wait(&mut c);
                 continue;
@@ -425,30 +422,22 @@ impl<T: Element> VectorStore<T> {
             let target = c.written_lsn;
             let batches: Vec<PendingBatch> = c.pending.drain(..).collect();
             let data_dirty = std::mem::take(&mut c.data_dirty);
-            let (wal_file, wal_path) = c_wal_handle(self);
             drop(c);
-            let started = Instant::now();
-            let synced = (if data_dirty { self.current().data.sync_data() } else { Ok(()) })
-                .and_then(|()| self.io.sync_data(&wal_file, &wal_path));
-            self.counters.sync_latency.record(started.elapsed());
-            Counters::add(&self.counters.wal_syncs, 1);
+            // Should the sync or the index update panic, the guard hands
+            // leadership back and poisons, so no writer waits forever for a
+            // leader that is gone, and none reports a sync nobody finished.
+            let on_panic = LeaderGuard { store: self };
+            let led = self.lead_group_sync(&batches, data_dirty);
+            std::mem::forget(on_panic);
             c = self.commit.lock();
             c.leader_active = false;
-            match synced {
+            match led {
                 Ok(()) => {
-                    for b in &batches {
-                        debug_assert!(b.lsn <= target);
-                        self.current().index.apply(&b.changes);
-                    }
+                    debug_assert!(batches.iter().all(|b| b.lsn <= target));
                     c.applied_lsn = c.applied_lsn.max(target);
-                    self.applied_lsn.store(c.applied_lsn, std::sync::atomic::Ordering::Release);
                 }
-                Err(e) => {
-                    let err = Error::io(format!("syncing {}", wal_path.display()), e);
-                    if c.failure.is_none() {
-                        c.failure = Some(err.to_string());
-                    }
-                    self.poisoned.store(true, std::sync::atomic::Ordering::Release);
+                Err(err) => {
+                    self.poison.set(&err);
                     drop(c);
                     self.commit_done.notify_all();
                     // The leader reports the I/O error itself; the writers
@@ -460,15 +449,45 @@ impl<T: Element> VectorStore<T> {
         }
     }
 
+    /// The group-commit leader's work, without the commit lock: sync the
+    /// data file (if location batches were logged) and the WAL, then make
+    /// the group's batches visible. Only one leader runs at a time.
+    fn lead_group_sync(&self, batches: &[PendingBatch], data_dirty: bool) -> Result<()> {
+        // Rotation replaces the handle only when no batch is pending, so this
+        // is the segment every batch of the group was logged in.
+        let (wal_file, wal_path) = self.wal_handle.lock().clone();
+        let started = Instant::now();
+        let synced = if data_dirty {
+            let data = self.current();
+            data.data.sync_data().map_err(|e| Error::io(format!("syncing {}", data.data.path().display()), e))
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            self.io.sync_data(&wal_file, &wal_path).map_err(|e| Error::io(format!("syncing {}", wal_path.display()), e))
+        });
+        self.counters.sync_latency.record(started.elapsed());
+        Counters::add(&self.counters.wal_syncs, 1);
+        synced?;
+        for b in batches {
+            self.current().index.apply(&b.changes);
+        }
+        Ok(())
+    }
+
     /// With the writer lock held: writes deferred frames, syncs the data file
     /// and the WAL, and (at `Sync`) waits for every logged batch to apply.
     pub(super) fn sync_all_locked(&self, w: &mut Writer) -> Result<()> {
+        // The writer lock serialises every sync at these levels: checking
+        // here, with it held, is what keeps a second sync from following a
+        // failed one (see `poison`).
+        self.poison.check()?;
         if self.options.durability == Durability::Sync {
             let written = self.commit.lock().written_lsn;
             return self.wait_durable(written);
         }
         if let Err(e) = w.wal.write_buffer() {
-            self.poison(&e.error);
+            self.set_poisoned(&e.error);
             return Err(e.error);
         }
         let started = Instant::now();
@@ -481,17 +500,29 @@ impl<T: Element> VectorStore<T> {
         self.counters.sync_latency.record(started.elapsed());
         Counters::add(&self.counters.wal_syncs, 1);
         if let Err(e) = synced {
-            self.poison(&e);
+            self.set_poisoned(&e);
             return Err(e);
         }
         Ok(())
     }
 }
 
-/// The current WAL segment's handle, read under the writer lock's
-/// guarantee that rotation only happens when no batch is pending.
-fn c_wal_handle<T: Element>(store: &VectorStore<T>) -> (std::sync::Arc<std::fs::File>, std::path::PathBuf) {
-    store.wal_handle.lock().clone()
+/// Armed while a group-commit leader works without the commit lock; it is
+/// forgotten on the normal path, so its drop runs only during a panic.
+struct LeaderGuard<'a, T: Element> {
+    store: &'a VectorStore<T>,
+}
+
+impl<T: Element> Drop for LeaderGuard<'_, T> {
+    fn drop(&mut self) {
+        let mut c = self.store.commit.lock();
+        c.leader_active = false;
+        self.store
+            .poison
+            .set("a group-commit leader panicked while syncing; whether its batches are durable is unknown");
+        drop(c);
+        self.store.commit_done.notify_all();
+    }
 }
 
 fn is_out_of_space(e: &std::io::Error) -> bool {

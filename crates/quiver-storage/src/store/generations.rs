@@ -126,8 +126,7 @@ impl<T: Element> VectorStore<T> {
     /// committed end (taken under the writer lock, after every logged batch
     /// became visible).
     pub fn live_records(&self) -> Result<LiveRecords> {
-        self.check_writable()?;
-        let w = self.writer.lock();
+        let w = self.lock_writer()?;
         if self.options.durability == crate::Durability::Sync {
             let written = self.commit.lock().written_lsn;
             self.wait_durable(written)?;
@@ -153,7 +152,8 @@ impl NextGeneration {
     /// (until it is switched to or dropped), another `create` on the same
     /// store fails with [`Error::CompactionInProgress`] and touches nothing.
     pub fn create<T: Element>(store: &VectorStore<T>, live: &LiveRecords, capacity_slots: u64) -> Result<Self> {
-        store.check_writable()?;
+        // An early refusal only; the switch checks again under the lock.
+        store.poison.check()?;
         if store.compacting.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Err(Error::CompactionInProgress);
         }
@@ -243,7 +243,7 @@ impl NextGeneration {
     /// Copies, verbatim, every record committed to the current generation
     /// since the last catch-up. Returns the number copied.
     pub fn catch_up<T: Element>(&mut self, store: &VectorStore<T>) -> Result<u64> {
-        let end = store.writer.lock().next_slot;
+        let end = store.lock_writer_unchecked().next_slot;
         let g = store.current();
         self.check_source(store, &g)?;
         self.catch_up_to(&g, end)
@@ -325,8 +325,7 @@ impl<T: Element> VectorStore<T> {
     /// catch-up and the durable switch. On error before the manifest rename
     /// the new generation is deleted and the old one stays in use.
     pub fn switch_to(&self, next: NextGeneration) -> Result<SwitchOutcome> {
-        self.check_writable()?;
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer()?;
         let paused = Instant::now();
         let (outcome, retired) = self.switch_locked(&mut w, next, paused)?;
         drop(w);

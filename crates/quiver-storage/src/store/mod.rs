@@ -9,14 +9,16 @@ mod checkpoint;
 mod commit;
 mod generations;
 mod open;
+mod poison;
 mod reader;
 mod replay;
 mod verify;
+mod writer_lock;
 
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 use quiver_guard::{GenerationCell, Pinned, VectorGuard};
@@ -37,6 +39,8 @@ pub use verify::{Problem, VerifyReport};
 pub use commit::MAX_BATCH_BYTES;
 use commit::{CommitState, Writer};
 pub use generations::{LiveRecords, NextGeneration, SwitchOutcome};
+use poison::Poison;
+use writer_lock::{WriterGauges, WriterLock};
 
 /// An embedded, mmap-backed vector store with write-ahead-log durability.
 ///
@@ -64,18 +68,21 @@ pub struct VectorStore<T: Element> {
     /// The current generation (data file + index); compaction replaces it
     /// while guards into the old one keep it alive.
     gens: GenerationCell<Generation>,
+    /// Only through `lock_writer` or `lock_writer_unchecked`.
     writer: Mutex<Writer>,
+    /// The writer's sizes, published when its lock is released.
+    gauges: WriterGauges,
     commit: Mutex<CommitState>,
     commit_done: Condvar,
     /// The current WAL segment, for a group-commit leader's sync. Replaced
     /// only by a checkpoint, when no batch is pending.
     wal_handle: Mutex<(std::sync::Arc<File>, PathBuf)>,
-    poisoned: AtomicBool,
+    /// Whether writes may continue; checked under the lock that serialises
+    /// each sync (see `poison`).
+    poison: Poison,
     closed: AtomicBool,
     /// Set while a compaction's next generation exists: one at a time.
     compacting: std::sync::Arc<AtomicBool>,
-    /// Highest LSN applied to the index (mirrors `CommitState`).
-    applied_lsn: AtomicU64,
     counters: Counters,
     recovery: RecoveryReport,
     _lock: File,
@@ -217,10 +224,10 @@ impl<T: Element> VectorStore<T> {
         let c = &self.counters;
         let live = self.current().index.len() as u64;
         let record = self.current().data.record_size_bytes();
-        let (file_bytes, wal_bytes, slots) = {
-            let w = self.writer.lock();
-            (w.allocated_bytes, w.wal.len_bytes(), w.next_slot)
-        };
+        // Published by the writer on each release of its lock: reading them
+        // never waits behind a checkpoint's or a growth step's syncs.
+        let gauges = self.gauges.read();
+        let (file_bytes, wal_bytes, slots) = (gauges.allocated_bytes, gauges.wal_bytes, gauges.committed_slots);
         Metrics {
             live_vectors: live,
             vectors_stored: Counters::get(&c.vectors_stored),
@@ -246,28 +253,41 @@ impl<T: Element> VectorStore<T> {
     /// `close` writes buffered frames out without fsync.
     pub fn close(self) -> Result<()> {
         let result = self.flush().and_then(|()| self.checkpoint());
-        self.closed.store(true, Ordering::Release);
+        // On failure the store is not marked closed, so Drop still does its
+        // best effort (writing deferred frames out): a failed close never
+        // keeps less than dropping the store would have.
+        if result.is_ok() {
+            self.closed.store(true, Ordering::Release);
+        }
         result
     }
 
-    fn check_writable(&self) -> Result<()> {
+    /// Takes the writer lock, then checks that the store may still write.
+    /// The check is made with the lock held, after any wait for it: a sync
+    /// that failed while this thread waited has poisoned the store by the
+    /// time the lock is released to it (see `poison`).
+    fn lock_writer(&self) -> Result<WriterLock<'_>> {
+        let w = self.lock_writer_unchecked();
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if self.poisoned.load(Ordering::Acquire) {
-            let first_failure = self.commit.lock().failure.clone().unwrap_or_default();
-            return Err(Error::Poisoned { first_failure });
-        }
-        Ok(())
+        self.poison.check()?;
+        Ok(w)
     }
 
-    /// Marks the store poisoned; the first failure is kept for messages.
-    fn poison(&self, why: &Error) {
-        let mut c = self.commit.lock();
-        if c.failure.is_none() {
-            c.failure = Some(why.to_string());
-        }
-        self.poisoned.store(true, Ordering::Release);
+    /// Takes the writer lock without checking poison: for work that must
+    /// run on a poisoned store too (Drop's best effort, reading state).
+    fn lock_writer_unchecked(&self) -> WriterLock<'_> {
+        WriterLock::new(self.writer.lock(), &self.gauges)
+    }
+
+    /// Poisons the store (the first failure is kept for messages) and wakes
+    /// every writer waiting for a group commit, so none waits for a sync
+    /// that will not come. Taking the commit lock orders this with a
+    /// waiter's check-then-wait, so the wake-up cannot be missed.
+    fn set_poisoned(&self, why: &Error) {
+        let c = self.commit.lock();
+        self.poison.set(why);
         drop(c);
         self.commit_done.notify_all();
     }
@@ -280,7 +300,7 @@ impl<T: Element> Drop for VectorStore<T> {
         }
         // Best effort, documented: write deferred frames out (no fsync) so a
         // clean process exit keeps them; errors have nobody to go to.
-        let mut w = self.writer.lock();
+        let mut w = self.lock_writer_unchecked();
         let _ = w.wal.write_buffer();
     }
 }

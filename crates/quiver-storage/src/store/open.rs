@@ -10,7 +10,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
@@ -125,14 +125,41 @@ impl<T: Element> VectorStore<T> {
                 empty
             }
         };
-        let mut store = recover::<T>(&io, path, shape, options)?;
-        store.recovery.created = created;
-        if matches!(store.recovery.snapshot, SnapshotOutcome::Rebuilt { .. }) {
-            // Replace the damaged snapshot, or every open would rebuild.
-            let mut w = store.writer.lock();
-            store.checkpoint_locked(&mut w, true)?;
+        // Every later file name is joined to this absolute path, so the
+        // store keeps working after the process changes directory.
+        let dir = fs::canonicalize(path).context(|| format!("resolving {}", path.display()))?;
+        let opened = (|| -> Result<Self> {
+            let mut store = recover::<T>(&io, &dir, shape, options)?;
+            store.recovery.created = created;
+            if matches!(store.recovery.snapshot, SnapshotOutcome::Rebuilt { .. }) {
+                // Replace the damaged snapshot, or every open would rebuild.
+                let mut w = store.lock_writer_unchecked();
+                store.checkpoint_locked(&mut w, true)?;
+            }
+            Ok(store)
+        })();
+        if created && let Err(e) = &opened {
+            remove_failed_new_store(&io, &dir, e);
         }
-        Ok(store)
+        opened
+    }
+}
+
+/// Removes a store this open created but then failed to open, so a failed
+/// open leaves nothing behind. It is removed only while holding its lock: if
+/// another process opened it meanwhile (the failure was `Locked`, or the lock
+/// is taken now), it is theirs and stays.
+fn remove_failed_new_store(io: &Io, dir: &Path, why: &Error) {
+    if matches!(why, Error::Locked { .. }) {
+        return;
+    }
+    if let Ok(lock_file) = lock(io, dir) {
+        if io.remove_dir_all(dir).is_ok()
+            && let Some(parent) = dir.parent()
+        {
+            let _ = io.sync_dir(parent);
+        }
+        drop(lock_file);
     }
 }
 
@@ -445,23 +472,26 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         payload_buf: Vec::new(),
     };
     let applied = next_lsn - 1;
-    Ok(VectorStore {
+    let store = VectorStore {
         dir: dir.to_path_buf(),
         shape,
         options: options.clone(),
         io: io.clone(),
         gens: GenerationCell::new(super::Generation { data, index }),
         writer: Mutex::new(writer),
+        gauges: super::writer_lock::WriterGauges::default(),
         commit: Mutex::new(CommitState { written_lsn: applied, applied_lsn: applied, ..CommitState::default() }),
         commit_done: Condvar::new(),
         wal_handle: Mutex::new(wal_handle),
-        poisoned: AtomicBool::new(false),
+        poison: super::poison::Poison::default(),
         closed: AtomicBool::new(false),
         compacting: std::sync::Arc::new(AtomicBool::new(false)),
-        applied_lsn: AtomicU64::new(applied),
         counters: Counters::default(),
         recovery: report,
         _lock: lock_file,
         _element: std::marker::PhantomData,
-    })
+    };
+    // Releasing the writer lock publishes the sizes `metrics()` reports.
+    drop(store.lock_writer_unchecked());
+    Ok(store)
 }

@@ -41,6 +41,18 @@ pub(super) struct WalRecovery {
     pub writer: WalWriter,
 }
 
+/// Whether the first record slot of `data` holds anything but the zeros
+/// `fallocate` leaves: a store whose data file holds a record has logged a
+/// batch.
+fn holds_any_record(data: &DataFile) -> std::io::Result<bool> {
+    let mut buf = vec![0u8; data.record_size_bytes() as usize];
+    match data.read_record(0, &mut buf) {
+        Ok(()) => Ok(buf.iter().any(|&b| b != 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Replays the WAL of `manifest` into `index`, rewriting inline records into
 /// `data` where they are missing.
 pub(super) fn replay_wal(
@@ -64,10 +76,17 @@ pub(super) fn replay_wal(
         batches: 0,
         scratch: Vec::new(),
     };
-    // The manifest's segment was created and synced before the manifest
-    // named it: if it is gone while later ones exist, or after a checkpoint,
-    // batches may have gone with it.
-    if segments.first() != Some(&manifest.wal_segment) && (!segments.is_empty() || manifest.checkpoint_lsn > 0) {
+    // A checkpoint creates and syncs its segment before the manifest names
+    // it, so if that segment is gone, batches may have gone with it —
+    // whatever the checkpoint covers, even nothing (`checkpoint_lsn == 0`
+    // with a snapshot). Only a store that never logged a batch may lack it:
+    // a new store's first open creates segment 1, so a crash before that
+    // leaves the initial manifest, no segment and no record.
+    let never_logged = !manifest.has_snapshot
+        && manifest.checkpoint_lsn == 0
+        && segments.is_empty()
+        && !holds_any_record(data).context(|| format!("reading the first record of {}", data.path().display()))?;
+    if segments.first() != Some(&manifest.wal_segment) && !never_logged {
         return Err(Error::Corrupted {
             path: wal_dir.join(wal_segment_name(manifest.wal_segment)),
             offset: 0,

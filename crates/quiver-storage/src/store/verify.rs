@@ -72,7 +72,7 @@ impl<T: Element> VectorStore<T> {
     /// Damage is reported in [`VerifyReport::problems`]; an error is returned
     /// only if a read fails for another reason than the file ending early.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let w = self.writer.lock();
+        let w = self.lock_writer_unchecked();
         let end_slot = w.next_slot;
         // The writer's view of the index: what readers see, plus batches
         // logged at `Sync` whose shared sync has not yet made them visible.

@@ -141,15 +141,19 @@ impl WalWriter {
     }
 
     /// Writes buffered deferred frames. Losing them loses acknowledged
-    /// writes, so a failure here always asks for poison.
+    /// writes, so a failure here always asks for poison; the frames stay
+    /// buffered, so a later best effort (a failed `close`, Drop) writes them
+    /// again at the same offset — rewriting the same bytes where part of them
+    /// landed changes nothing a follower may have read.
     pub fn write_buffer(&mut self) -> Result<(), AppendError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
         let frames = std::mem::take(&mut self.buffer);
         let result = self.write_frames(&frames, true);
-        if result.is_ok() {
-            self.file_crc = self.chain_crc;
+        match result {
+            Ok(()) => self.file_crc = self.chain_crc,
+            Err(_) => self.buffer = frames,
         }
         result
     }

@@ -8,7 +8,9 @@ mod elements_and_threads;
 mod failed_writes;
 mod format_bytes;
 mod guards_and_growth;
+mod lifecycle_failures;
 mod open_validation;
+mod poison_under_lock;
 mod recovery;
 
 use std::fmt;

@@ -1,0 +1,82 @@
+//! The writer lock as a guard type: taking it (through
+//! `VectorStore::lock_writer`) checks that the store may still write, and
+//! releasing it publishes the writer's sizes for `metrics()`.
+//!
+//! Publishing on release is what lets `metrics()` read the file, WAL and
+//! slot counts without the writer lock, so it never waits behind a
+//! checkpoint's or a growth step's syncs, and it sees the values as of the
+//! last release: never a half-done commit.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::MutexGuard;
+
+use super::commit::Writer;
+
+/// The writer's sizes as of the last release of its lock.
+#[derive(Debug, Default)]
+pub(crate) struct WriterGauges {
+    allocated_bytes: AtomicU64,
+    wal_bytes: AtomicU64,
+    committed_slots: AtomicU64,
+}
+
+/// A snapshot of [`WriterGauges`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GaugeValues {
+    pub allocated_bytes: u64,
+    pub wal_bytes: u64,
+    pub committed_slots: u64,
+}
+
+impl WriterGauges {
+    fn publish(&self, w: &Writer) {
+        self.allocated_bytes.store(w.allocated_bytes, Ordering::Relaxed);
+        self.wal_bytes.store(w.wal.len_bytes(), Ordering::Relaxed);
+        self.committed_slots.store(w.next_slot, Ordering::Relaxed);
+    }
+
+    /// The values published last. Each is exact; together they may mix two
+    /// releases, which is as precise as counters read without a lock get.
+    pub(crate) fn read(&self) -> GaugeValues {
+        GaugeValues {
+            allocated_bytes: self.allocated_bytes.load(Ordering::Relaxed),
+            wal_bytes: self.wal_bytes.load(Ordering::Relaxed),
+            committed_slots: self.committed_slots.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The held writer lock. Derefs to the [`Writer`] state it guards.
+pub(crate) struct WriterLock<'a> {
+    guard: MutexGuard<'a, Writer>,
+    gauges: &'a WriterGauges,
+}
+
+impl<'a> WriterLock<'a> {
+    /// Wraps a guard of the writer mutex; the gauges are published when the
+    /// returned lock is released.
+    pub(crate) fn new(guard: MutexGuard<'a, Writer>, gauges: &'a WriterGauges) -> Self {
+        Self { guard, gauges }
+    }
+}
+
+impl Deref for WriterLock<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.guard
+    }
+}
+
+impl DerefMut for WriterLock<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        &mut self.guard
+    }
+}
+
+impl Drop for WriterLock<'_> {
+    fn drop(&mut self) {
+        self.gauges.publish(&self.guard);
+    }
+}
