@@ -65,7 +65,7 @@ mod tests {
         let p = Poison::default();
         assert!(p.check().is_ok());
         p.set("first");
-        p.set(&Error::InvalidArgument("second".into()));
+        p.set(Error::InvalidArgument("second".into()));
         assert!(p.is_set());
         match p.check() {
             Err(Error::Poisoned { first_failure }) => assert!(first_failure.contains("first"), "{first_failure}"),
