@@ -11,7 +11,8 @@
 //! default 100000; QUIVER_BENCH_RUNS, default 5; QUIVER_BENCH_DIR). Full
 //! size: `QUIVER_BENCH_VECTORS=1000000 cargo bench -p quiver-benches --bench import`.
 
-use quiver_benches::peers::{Heed, Redb, Veles, quiver_import, raw_import};
+use quiver_benches::baselines::{quiver_import, raw_import};
+use quiver_benches::peers::{Heed, Redb, Veles};
 use quiver_benches::{Dataset, bench_dir, env_or, print_ratio, print_table_header};
 
 const DIM: usize = 768;

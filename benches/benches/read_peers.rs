@@ -18,7 +18,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use quiver_benches::peers::{Heed, Redb, Veles, quiver_import};
+use quiver_benches::baselines::quiver_import;
+use quiver_benches::peers::{Heed, Redb, Veles};
 use quiver_benches::{Dataset, bench_dir, env_list_or, env_or, print_ratio, print_table_header, random_ids, sum, time};
 use quiver_storage::VectorStore;
 

@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
-use quiver_benches::peers::quiver_import;
+use quiver_benches::baselines::quiver_import;
 use quiver_benches::{Dataset, bench_dir, env_or, print_ratio, print_table_header, time};
 use quiver_storage::format::snapshot::{SNAPSHOT_ENTRY_BYTES, SnapshotHeader};
 use quiver_storage::{SnapshotOutcome, VectorStore};

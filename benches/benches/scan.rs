@@ -28,7 +28,7 @@ use std::hint::black_box;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use quiver_benches::peers::quiver_import;
+use quiver_benches::baselines::quiver_import;
 use quiver_benches::{Dataset, bench_dir, dot, env_or, evict_from_page_cache, print_ratio, print_table_header, time};
 use quiver_storage::VectorStore;
 use quiver_storage::format::{DATA_HEADER_BYTES, RECORD_HEADER_BYTES};

@@ -3,10 +3,16 @@
 //! noise; every figure these benches print is a ratio against a baseline
 //! measured in the same run.
 //!
-//! [`peers`] holds the peer engines (heed, redb, the seed's `MmapStorage`)
-//! loaded the way each one's documentation recommends for a bulk import, so
-//! the import and read benches compare like with like.
+//! [`baselines`] holds Quiver's durable import and the raw-file baseline.
+//! `peers` (with the `peers` feature) holds the peer engines (heed, redb,
+//! the seed's `MmapStorage`) loaded the way each one's documentation
+//! recommends for a bulk import, so the import and read benches compare like
+//! with like. The feature keeps the peers' builds (LMDB's C code among them)
+//! out of `cargo nextest run --workspace`; CI checks them with
+//! `--features quiver-benches/peers`.
 
+pub mod baselines;
+#[cfg(feature = "peers")]
 pub mod peers;
 
 use std::path::Path;

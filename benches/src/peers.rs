@@ -5,7 +5,8 @@
 //! Every `import` returns the time from after the engine is opened to when
 //! the whole data set is durable; opening and closing are not timed.
 //!
-//! - Quiver: `reserve_capacity`, `store_batch` of 1000, one `flush`.
+//! - Quiver (in [`crate::baselines`]): `reserve_capacity`, `store_batch`
+//!   of 1000, one `flush`.
 //! - heed (LMDB): one write transaction, keys big-endian in ascending
 //!   order with `MDB_APPEND`, commit (LMDB's commit syncs by default).
 //! - redb: one write transaction, `insert` per vector, commit
@@ -14,44 +15,17 @@
 //!   `store_batch` of 1000, `flush` (msync of the map + fsync of the WAL,
 //!   its default `DurabilityMode::Fsync`).
 
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, U64};
-use quiver_storage::VectorStore;
 use velesdb_core::storage::{MmapStorage, VectorSliceGuard, VectorStorage};
 
 use crate::{Dataset, time};
 
-/// Quiver: opens a new store at `path` and imports `ds` durably.
-pub fn quiver_import(path: &Path, ds: &Dataset) -> (Duration, VectorStore<f32>) {
-    let store: VectorStore<f32> = VectorStore::open(path, ds.dim).expect("open quiver");
-    let (t, ()) = time(|| {
-        store.reserve_capacity(ds.count as usize).expect("reserve");
-        for batch in ds.batches() {
-            store.store_batch(&batch).expect("store_batch");
-        }
-        store.flush().expect("flush");
-    });
-    assert_eq!(store.len() as u64, ds.count);
-    (t, store)
-}
-
-/// The physical baseline: the payload bytes of `ds`, written to a new plain
-/// file at `path` one batch (3 MB at 768 × f32) per `write`, then `fsync`.
-pub fn raw_import(path: &Path, ds: &Dataset) -> Duration {
-    let mut f = File::create(path).expect("create raw file");
-    let (t, ()) = time(|| {
-        for b in 0..ds.batch_count() {
-            f.write_all(ds.batch_bytes(b)).expect("write");
-        }
-        f.sync_all().expect("fsync");
-    });
-    t
-}
+// The Quiver and raw-file imports these peers are compared with live in
+// `crate::baselines`, so benches without peers need no peer engine.
 
 /// heed's typed handle of LMDB's unnamed database: big-endian `u64` keys
 /// (so ascending ids are ascending keys, as `MDB_APPEND` needs), raw bytes.

@@ -45,7 +45,10 @@
 //!
 //! # A guard cannot outlive its source
 //!
-//! ```compile_fail
+//! (The example must fail with E0597, "does not live long enough", so a
+//! typo that fails to compile for another reason cannot pass it.)
+//!
+//! ```compile_fail,E0597
 //! use quiver_guard::VectorGuard;
 //! let guard: VectorGuard<'_, f32> = {
 //!     let owned = vec![1.0_f32, 2.0];

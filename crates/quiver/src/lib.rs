@@ -51,9 +51,11 @@
 //!
 //! ## Guards borrow the store
 //!
-//! A [`VectorGuard`] cannot outlive the store it came from:
+//! A [`VectorGuard`] cannot outlive the store it came from (E0597, "does not
+//! live long enough"; each example is pinned to its error code so that one
+//! failing for another reason, a typo say, does not pass):
 //!
-//! ```compile_fail
+//! ```compile_fail,E0597
 //! use quiver::VectorStore;
 //! let dir = tempfile::tempdir().unwrap();
 //! let guard = {
@@ -64,9 +66,10 @@
 //! println!("{}", guard[0]);
 //! ```
 //!
-//! Nor can the store be closed (moved) while a guard is alive:
+//! Nor can the store be closed (moved) while a guard is alive (E0505,
+//! "cannot move out of it because it is borrowed"):
 //!
-//! ```compile_fail
+//! ```compile_fail,E0505
 //! use quiver::VectorStore;
 //! let dir = tempfile::tempdir().unwrap();
 //! let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2).unwrap();
