@@ -358,3 +358,48 @@ fn short_wal_write_that_cannot_be_cut_poisons() {
     assert_eq!(s.len(), 5);
     s.store(5, &vector(5, 1, 4)).expect("the reopened store takes writes");
 }
+
+// Proves a failed manifest replace (the commit point of a checkpoint) and a
+// failed data-file sync inside a checkpoint at Sync each poison the store:
+// whether the rename reached the disk, or whether the records the manifest
+// would declare durable are, is unknown, so no later write may succeed; and
+// a reopen holds every acknowledged write.
+#[test]
+fn failed_manifest_replace_or_checkpoint_data_sync_poisons() {
+    for case in ["manifest rename", "checkpoint data sync"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = store_path(&dir);
+        let armed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&armed);
+        let faults = injector(move |step| {
+            let hit = match step {
+                IoStep::Rename { to, .. } if case == "manifest rename" => {
+                    to.file_name().is_some_and(|n| n == "MANIFEST")
+                }
+                IoStep::SyncData { path } if case == "checkpoint data sync" => is_data_file(path),
+                _ => false,
+            };
+            if hit && flag.swap(false, Ordering::SeqCst) {
+                FaultAction::Fail(os_error(EIO))
+            } else {
+                FaultAction::Proceed
+            }
+        });
+        let opts = small(4).durability(Durability::Sync);
+        {
+            let s = open(&path, &opts.clone().fault_injector(faults));
+            let batch: Vec<(u64, Vec<f32>)> = (0..8).map(|id| (id, vector(id, 0, 4))).collect();
+            s.store_batch(&refs(&batch)).expect("store");
+            armed.store(true, Ordering::SeqCst);
+            let e = s.checkpoint().expect_err("the injected failure is reported");
+            assert!(!armed.load(Ordering::SeqCst), "{case}: the injector never fired");
+            assert!(matches!(e, Error::Io { .. }), "{case}: {e}");
+            assert_every_write_is_poisoned(&s, 0);
+            assert_eq!(s.len(), 8, "{case}: reads keep working");
+        }
+        let s = open(&path, &opts);
+        assert_eq!(s.len(), 8, "{case}: reopen holds every acknowledged write");
+        assert_eq!(s.retrieve(7), Some(vector(7, 0, 4)));
+        s.close().expect("close");
+    }
+}
