@@ -19,10 +19,16 @@ compile_error!(
 mod data_file;
 mod element;
 mod error;
+#[cfg(feature = "testing")]
 pub mod format;
+#[cfg(not(feature = "testing"))]
+mod format;
 mod index;
 mod inspect;
+#[cfg(feature = "testing")]
 pub mod io;
+#[cfg(not(feature = "testing"))]
+mod io;
 mod metrics;
 mod options;
 mod store;

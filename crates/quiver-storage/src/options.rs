@@ -135,8 +135,9 @@ impl StoreOptions {
     }
 
     /// Installs a fault injector that sees every durability step. For tests
-    /// of failure handling; never needed in production.
-    #[doc(hidden)]
+    /// of failure handling (the `testing` feature); never needed in
+    /// production.
+    #[cfg(feature = "testing")]
     pub fn fault_injector(mut self, faults: Arc<dyn FaultInjector>) -> Self {
         self.faults = Some(faults);
         self

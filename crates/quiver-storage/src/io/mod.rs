@@ -2,7 +2,8 @@
 //! (pwrite, write, fsync, fdatasync, fallocate, set_len, rename, unlink,
 //! directory creation and directory fsync) goes through [`Io`].
 //!
-//! Production calls the operating system directly. Tests install a
+//! Production calls the operating system directly. Tests (with the
+//! `testing` feature, which makes this module public) install a
 //! [`FaultInjector`] that sees every step before it happens and may fail it,
 //! which is how poisoning, ENOSPC handling and short writes are proven. This
 //! module must never buffer or reorder steps: what the caller asks for is
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use rustix::fs::FallocateFlags;
 
+#[cfg(feature = "testing")]
 pub mod sim;
 
 /// One durability-relevant step, as seen by a [`FaultInjector`].
@@ -92,6 +94,9 @@ pub enum IoStep<'a> {
 
 /// What a [`FaultInjector`] decides for a step.
 #[derive(Debug)]
+// Without the `testing` feature no injector can be installed, so nothing
+// constructs these; the seam keeps one shape in both builds.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub enum FaultAction {
     /// Perform the step normally.
     Proceed,
