@@ -13,13 +13,13 @@ use crate::units::{bytes, count, duration};
 
 /// Arguments of `quiver compact`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The store directory.
     dir: PathBuf,
 }
 
 /// Runs `quiver compact`.
-pub fn run(args: &Args) -> Result<Outcome> {
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let info = quiver::inspect(&args.dir)?;
     let dim = info.dimension as usize;
     let stats = match info.element {

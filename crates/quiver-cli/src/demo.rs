@@ -20,7 +20,7 @@ const SEED: u64 = 0x5155_4956_4552_2024;
 
 /// Arguments of `quiver demo`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Directory for the store. It must not exist, be empty, or hold a
     /// Quiver store (which is removed first). [default: quiver-demo in the
     /// system temporary directory]
@@ -41,7 +41,7 @@ pub struct Args {
 }
 
 /// Runs the demo.
-pub fn run(args: &Args) -> Result<Outcome> {
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("quiver-demo"));
     let dim = args.dim as usize;
     let n = args.count;

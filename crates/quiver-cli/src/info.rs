@@ -12,7 +12,7 @@ use crate::units::{bytes, count};
 
 /// Arguments of `quiver info`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The store directory.
     dir: PathBuf,
     /// Print one JSON object instead of a table.
@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 /// Runs `quiver info`.
-pub fn run(args: &Args) -> Result<Outcome> {
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let info = quiver::inspect(&args.dir)?;
     if args.json {
         println!("{}", to_json(&info));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// `1234567` -> `1,234,567`.
-pub fn count(n: u64) -> String {
+pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -17,7 +17,7 @@ pub fn count(n: u64) -> String {
 }
 
 /// Bytes in binary units: `512 B`, `3.0 KiB`, `293.0 MiB`, `1.20 GiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -33,7 +33,7 @@ pub fn bytes(n: u64) -> String {
 
 /// A duration with a unit that suits its size: `850 ns`, `12.3 µs`,
 /// `4.56 ms`, `1.23 s`.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let ns = d.as_nanos();
     if ns < 1_000 {
         format!("{ns} ns")

@@ -16,7 +16,7 @@ use crate::units::{count, duration};
 
 /// Arguments of `quiver verify`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The store directory.
     dir: PathBuf,
     /// The dimension to open with (default: the one in the store's header;
@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 /// Runs `quiver verify`.
-pub fn run(args: &Args) -> Result<Outcome> {
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let info = quiver::inspect(&args.dir)?;
     let dim = args.dim.unwrap_or(info.dimension as usize);
     let started = std::time::Instant::now();

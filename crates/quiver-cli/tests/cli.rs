@@ -146,7 +146,7 @@ fn demo_refuses_a_foreign_directory() {
 
 /// A minimal JSON syntax checker (RFC 8259), so the test needs no JSON crate.
 mod json {
-    pub fn check(s: &str) -> Result<(), String> {
+    pub(crate) fn check(s: &str) -> Result<(), String> {
         let b = s.as_bytes();
         let end = value(b, ws(b, 0))?;
         if ws(b, end) != b.len() {

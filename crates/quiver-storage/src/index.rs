@@ -13,17 +13,17 @@ use parking_lot::{RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use rustc_hash::FxHashMap;
 
 /// Number of shards (a power of two).
-pub const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 64;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
 type Map = FxHashMap<u64, u64>;
 
 /// One change to the index: `Some(slot)` stores, `None` removes.
-pub type Change = (u64, Option<u64>);
+pub(crate) type Change = (u64, Option<u64>);
 
 /// The id -> slot map.
 #[derive(Debug)]
-pub struct Index {
+pub(crate) struct Index {
     shards: Box<[RwLock<Map>]>,
 }
 
@@ -41,7 +41,7 @@ fn shard_of(id: u64) -> usize {
 
 impl Index {
     /// An index with room for `capacity` ids without rehashing.
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         let per = capacity.div_ceil(SHARDS) + capacity.div_ceil(SHARDS) / 8;
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(Map::with_capacity_and_hasher(per, Default::default()))).collect(),
@@ -50,28 +50,28 @@ impl Index {
 
     /// The slot of `id`.
     #[inline]
-    pub fn get(&self, id: u64) -> Option<u64> {
+    pub(crate) fn get(&self, id: u64) -> Option<u64> {
         self.shards[shard_of(id)].read().get(&id).copied()
     }
 
     /// Whether `id` is present.
-    pub fn contains(&self, id: u64) -> bool {
+    pub(crate) fn contains(&self, id: u64) -> bool {
         self.shards[shard_of(id)].read().contains_key(&id)
     }
 
     /// The number of ids, as one consistent snapshot.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         let guards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
         guards.iter().map(|g| g.len()).sum()
     }
 
     /// Whether the index is empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// All ids, as one consistent snapshot, unordered.
-    pub fn ids(&self) -> Vec<u64> {
+    pub(crate) fn ids(&self) -> Vec<u64> {
         let guards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
         let mut out = Vec::with_capacity(guards.iter().map(|g| g.len()).sum());
         for g in &guards {
@@ -81,7 +81,7 @@ impl Index {
     }
 
     /// All `(id, slot)` pairs, as one consistent snapshot.
-    pub fn entries(&self) -> Vec<(u64, u64)> {
+    pub(crate) fn entries(&self) -> Vec<(u64, u64)> {
         let guards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
         let mut out = Vec::with_capacity(guards.iter().map(|g| g.len()).sum());
         for g in &guards {
@@ -93,7 +93,7 @@ impl Index {
     /// Makes room for `additional` more ids in every shard `changes` touch,
     /// without holding any write lock during a rehash. Only the single
     /// writer calls this, so no shard changes between the copy and the swap.
-    pub fn reserve_for(&self, changes: &[Change]) {
+    pub(crate) fn reserve_for(&self, changes: &[Change]) {
         let mut incoming = [0usize; SHARDS];
         for &(id, slot) in changes {
             if slot.is_some() {
@@ -108,7 +108,7 @@ impl Index {
     }
 
     /// Makes room for `additional` ids spread over all shards.
-    pub fn reserve(&self, additional: usize) {
+    pub(crate) fn reserve(&self, additional: usize) {
         let per = additional.div_ceil(SHARDS) + additional.div_ceil(SHARDS) / 8;
         for shard in 0..SHARDS {
             self.grow_shard(shard, per);
@@ -134,7 +134,7 @@ impl Index {
     /// Applies a batch of changes atomically (every touched shard is
     /// write-locked, in shard order, while the batch is applied). Returns
     /// the slots the batch displaced, for garbage accounting.
-    pub fn apply(&self, changes: &[Change]) -> Vec<u64> {
+    pub(crate) fn apply(&self, changes: &[Change]) -> Vec<u64> {
         self.reserve_for(changes);
         let mut touched = [false; SHARDS];
         for &(id, _) in changes {
@@ -155,7 +155,7 @@ impl Index {
     }
 
     /// Builds an index from `(id, slot)` pairs, rejecting duplicate ids.
-    pub fn from_entries(entries: impl ExactSizeIterator<Item = (u64, u64)>) -> Result<Self, u64> {
+    pub(crate) fn from_entries(entries: impl ExactSizeIterator<Item = (u64, u64)>) -> Result<Self, u64> {
         let index = Self::with_capacity(entries.len());
         {
             let mut guards: Vec<_> = index.shards.iter().map(|s| s.write()).collect();

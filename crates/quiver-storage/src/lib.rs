@@ -19,15 +19,20 @@ compile_error!(
 mod data_file;
 mod element;
 mod error;
+// `format` and `io` are public only with the `testing` feature (for Quiver's
+// own tests, fuzz targets and benches); without it their `pub` items are the
+// crate's internals.
 #[cfg(feature = "testing")]
 pub mod format;
 #[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
 mod format;
 mod index;
 mod inspect;
 #[cfg(feature = "testing")]
 pub mod io;
 #[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
 mod io;
 mod metrics;
 mod options;

@@ -30,7 +30,7 @@ use crate::format::DATA_HEADER_BYTES;
 use crate::io::Io;
 
 /// Most mapped windows one data file may use.
-pub const MAX_REGIONS: usize = 1024;
+pub(super) const MAX_REGIONS: usize = 1024;
 
 /// The mapped windows of one data file and its committed end.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ pub(crate) struct RecordMap {
 impl RecordMap {
     /// Maps the first window (at file offset 0). Nothing is readable until
     /// [`RecordMap::publish`] is called.
-    pub fn new(file: &File, window_bytes: usize, record_size_bytes: u64) -> io::Result<Self> {
+    pub(super) fn new(file: &File, window_bytes: usize, record_size_bytes: u64) -> io::Result<Self> {
         let page = rustix::param::page_size();
         let window_bytes = window_bytes.next_multiple_of(page);
         if (window_bytes as u64) < DATA_HEADER_BYTES + 2 * record_size_bytes + page as u64 {
@@ -93,7 +93,7 @@ impl RecordMap {
     /// Makes sure every record below `end_slot` lies inside some window,
     /// mapping further windows as needed. Called by the writer before it
     /// publishes records.
-    pub fn ensure_mapped(&self, file: &File, end_slot: u64) -> io::Result<()> {
+    pub(super) fn ensure_mapped(&self, file: &File, end_slot: u64) -> io::Result<()> {
         let page = rustix::param::page_size() as u64;
         loop {
             let n = self.region_count.load(Ordering::Acquire);
@@ -111,7 +111,7 @@ impl RecordMap {
     }
 
     /// The number of slots readable through this map.
-    pub fn committed_slots(&self) -> u64 {
+    pub(super) fn committed_slots(&self) -> u64 {
         self.committed_slots.load(Ordering::Acquire)
     }
 
@@ -119,7 +119,7 @@ impl RecordMap {
     ///
     /// # Panics
     /// If `end_slot` would lower the committed end.
-    pub fn publish(&self, end_slot: u64) {
+    pub(super) fn publish(&self, end_slot: u64) {
         let previous = self.committed_slots.load(Ordering::Acquire);
         assert!(end_slot >= previous, "the committed end only grows ({previous} -> {end_slot})");
         self.committed_slots.store(end_slot, Ordering::Release);
@@ -131,7 +131,14 @@ impl RecordMap {
     /// # Panics
     /// If `first_slot` is below the committed end: a published record must
     /// never change.
-    pub fn write_records(&self, io: &Io, file: &File, path: &Path, first_slot: u64, bytes: &[u8]) -> io::Result<()> {
+    pub(super) fn write_records(
+        &self,
+        io: &Io,
+        file: &File,
+        path: &Path,
+        first_slot: u64,
+        bytes: &[u8],
+    ) -> io::Result<()> {
         assert!(first_slot >= self.committed_slots(), "a write at slot {first_slot} would change a published record");
         debug_assert!((bytes.len() as u64).is_multiple_of(self.record_size_bytes));
         io.write_at(file, path, bytes, self.record_offset(first_slot))
@@ -140,7 +147,7 @@ impl RecordMap {
     /// The payload of a published record: `count` elements of `T` at
     /// `payload_offset` bytes into the record. `None` for an unpublished slot.
     #[inline]
-    pub fn payload<T: bytemuck::Pod>(&self, slot: u64, payload_offset: u64, count: usize) -> Option<&[T]> {
+    pub(super) fn payload<T: bytemuck::Pod>(&self, slot: u64, payload_offset: u64, count: usize) -> Option<&[T]> {
         if slot >= self.committed_slots() {
             return None;
         }

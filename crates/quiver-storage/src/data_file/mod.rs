@@ -60,7 +60,7 @@ pub(crate) struct DataFile {
 impl DataFile {
     /// Creates the data file of `generation` in `dir`: header page written,
     /// `initial_bytes` reserved, synced. The caller syncs the directory.
-    pub fn create(io: &Io, dir: &Path, generation: u32, shape: StoreShape, initial_bytes: u64) -> Result<()> {
+    pub(crate) fn create(io: &Io, dir: &Path, generation: u32, shape: StoreShape, initial_bytes: u64) -> Result<()> {
         let path = dir.join(data_file_name(generation));
         let file = io.create_file(&path).context(|| format!("creating {}", path.display()))?;
         let mut page = vec![0u8; DATA_HEADER_BYTES as usize];
@@ -75,7 +75,7 @@ impl DataFile {
 
     /// Opens and checks the data file of `generation`. Nothing is readable
     /// through the map until the caller publishes the recovered end.
-    pub fn open(
+    pub(crate) fn open(
         io: &Io,
         dir: &Path,
         generation: u32,
@@ -117,37 +117,37 @@ impl DataFile {
     }
 
     /// The file's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The generation.
-    pub fn generation(&self) -> u32 {
+    pub(crate) fn generation(&self) -> u32 {
         self.generation
     }
 
     /// Bytes per record.
-    pub fn record_size_bytes(&self) -> u64 {
+    pub(crate) fn record_size_bytes(&self) -> u64 {
         self.record_size_bytes
     }
 
     /// Bytes of one (unpadded) payload.
-    pub fn payload_bytes(&self) -> usize {
+    pub(crate) fn payload_bytes(&self) -> usize {
         self.shape.payload_bytes() as usize
     }
 
     /// File offset of `slot`'s record.
-    pub fn slot_offset(&self, slot: u64) -> u64 {
+    pub(crate) fn slot_offset(&self, slot: u64) -> u64 {
         DATA_HEADER_BYTES + slot * self.record_size_bytes
     }
 
     /// The file length needed to hold `end_slot` records.
-    pub fn bytes_for_slots(&self, end_slot: u64) -> u64 {
+    pub(crate) fn bytes_for_slots(&self, end_slot: u64) -> u64 {
         self.slot_offset(end_slot)
     }
 
     /// The file's current length.
-    pub fn len_bytes(&self) -> Result<u64> {
+    pub(crate) fn len_bytes(&self) -> Result<u64> {
         Ok(self.file.metadata().context(|| format!("reading the length of {}", self.path.display()))?.len())
     }
 
@@ -155,7 +155,7 @@ impl DataFile {
     /// the file is cut back to `current_bytes` (never below the committed
     /// end, which the caller guarantees `current_bytes` is above), since a
     /// failed `fallocate` may have extended it.
-    pub fn allocate(&self, current_bytes: u64, target_bytes: u64) -> io::Result<()> {
+    pub(crate) fn allocate(&self, current_bytes: u64, target_bytes: u64) -> io::Result<()> {
         debug_assert!(current_bytes >= self.bytes_for_slots(self.map.committed_slots()));
         let result = self.io.allocate(&self.file, &self.path, current_bytes, target_bytes - current_bytes);
         if result.is_err()
@@ -168,28 +168,28 @@ impl DataFile {
     }
 
     /// Makes sure records below `end_slot` are inside a mapped window.
-    pub fn ensure_mapped(&self, end_slot: u64) -> Result<()> {
+    pub(crate) fn ensure_mapped(&self, end_slot: u64) -> Result<()> {
         self.map.ensure_mapped(&self.file, end_slot).context(|| format!("mapping {}", self.path.display()))
     }
 
     /// Writes whole records at `first_slot` (never below the committed end).
-    pub fn write_records(&self, first_slot: u64, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_records(&self, first_slot: u64, bytes: &[u8]) -> io::Result<()> {
         self.map.write_records(&self.io, &self.file, &self.path, first_slot, bytes)
     }
 
     /// Declares records below `end_slot` written and readable.
-    pub fn publish(&self, end_slot: u64) {
+    pub(crate) fn publish(&self, end_slot: u64) {
         self.map.publish(end_slot);
     }
 
     /// The payload of a published record, zero-copy.
     #[inline]
-    pub fn payload<T: bytemuck::Pod>(&self, slot: u64) -> Option<&[T]> {
+    pub(crate) fn payload<T: bytemuck::Pod>(&self, slot: u64) -> Option<&[T]> {
         self.map.payload(slot, u64::from(RECORD_HEADER_BYTES), self.shape.dimension as usize)
     }
 
     /// Reads a whole record with `pread` into `buf` (one record long).
-    pub fn read_record(&self, slot: u64, buf: &mut [u8]) -> io::Result<()> {
+    pub(crate) fn read_record(&self, slot: u64, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, self.slot_offset(slot))
     }
 
@@ -198,7 +198,7 @@ impl DataFile {
     /// `Ok(None)` when the record is past the end of the file or fails its
     /// checksum; `Err` for any other I/O failure, which must never be taken
     /// for a torn record.
-    pub fn read_header(&self, slot: u64, buf: &mut [u8]) -> io::Result<Option<RecordHeader>> {
+    pub(crate) fn read_header(&self, slot: u64, buf: &mut [u8]) -> io::Result<Option<RecordHeader>> {
         match self.read_record(slot, buf) {
             Ok(()) => Ok(RecordHeader::decode_from(buf, self.shape.payload_bytes() as usize).ok()),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
@@ -209,7 +209,7 @@ impl DataFile {
     /// Whether the records at `first_slot..` are exactly those a batch
     /// describes (id, kind, LSN and checksum each). An I/O error other than
     /// the file ending early is returned, never taken for a mismatch.
-    pub fn holds_batch(
+    pub(crate) fn holds_batch(
         &self,
         first_slot: u64,
         entries: &[crate::format::wal_frame::BatchEntry],
@@ -226,7 +226,7 @@ impl DataFile {
     }
 
     /// `fdatasync`.
-    pub fn sync_data(&self) -> io::Result<()> {
+    pub(crate) fn sync_data(&self) -> io::Result<()> {
         self.io.sync_data(&self.file, &self.path)
     }
 }

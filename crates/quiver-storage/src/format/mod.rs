@@ -79,16 +79,16 @@ pub fn parse_wal_segment_name(name: &str) -> Option<u64> {
 /// Little-endian field access on byte buffers, with the offsets spelled out
 /// by the callers so each layout reads like its table in FORMAT.md.
 pub(crate) mod le {
-    pub fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
         buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
     }
-    pub fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+    pub(crate) fn put_u64(buf: &mut [u8], at: usize, v: u64) {
         buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
-    pub fn u32_at(buf: &[u8], at: usize) -> u32 {
+    pub(crate) fn u32_at(buf: &[u8], at: usize) -> u32 {
         u32::from_le_bytes(buf[at..at + 4].try_into().expect("4-byte field"))
     }
-    pub fn u64_at(buf: &[u8], at: usize) -> u64 {
+    pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
         u64::from_le_bytes(buf[at..at + 8].try_into().expect("8-byte field"))
     }
 }

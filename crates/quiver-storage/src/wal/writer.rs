@@ -16,7 +16,7 @@ use crate::format::wal_segment_name;
 use crate::io::Io;
 
 /// Deferred frames are written out once this many bytes are buffered.
-pub const DEFERRED_BUFFER_BYTES: usize = 1 << 20;
+pub(crate) const DEFERRED_BUFFER_BYTES: usize = 1 << 20;
 
 /// A failed append: the error, and whether the store must be poisoned
 /// (the log could not be cut back, or acknowledged deferred frames were lost).
@@ -47,7 +47,7 @@ pub(crate) struct WalWriter {
 impl WalWriter {
     /// Creates segment `segment` in `wal_dir`, writes and syncs its header,
     /// and syncs the directory so the segment survives power loss.
-    pub fn create(io: &Io, wal_dir: &Path, segment: u64) -> Result<Self> {
+    pub(crate) fn create(io: &Io, wal_dir: &Path, segment: u64) -> Result<Self> {
         let path = wal_dir.join(wal_segment_name(segment));
         let file = io.create_file(&path).context(|| format!("creating the WAL segment {}", path.display()))?;
         let mut head = [0u8; SegmentHeader::ENCODED_LEN];
@@ -72,7 +72,7 @@ impl WalWriter {
     /// Continues segment `segment` at `path`, whose valid frames end at
     /// `valid_bytes` with chain crc `end_crc` (recovery has cut anything
     /// after them).
-    pub fn open_append(io: &Io, path: &Path, segment: u64, valid_bytes: u64, end_crc: u32) -> Result<Self> {
+    pub(crate) fn open_append(io: &Io, path: &Path, segment: u64, valid_bytes: u64, end_crc: u32) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -92,18 +92,18 @@ impl WalWriter {
     }
 
     /// The segment number.
-    pub fn segment(&self) -> u64 {
+    pub(crate) fn segment(&self) -> u64 {
         self.segment
     }
 
     /// Bytes in the segment, including buffered frames.
-    pub fn len_bytes(&self) -> u64 {
+    pub(crate) fn len_bytes(&self) -> u64 {
         self.file_bytes + self.buffer.len() as u64
     }
 
     /// The file and its path, so a group-commit leader can sync without
     /// holding the writer lock.
-    pub fn sync_handle(&self) -> (Arc<File>, PathBuf) {
+    pub(crate) fn sync_handle(&self) -> (Arc<File>, PathBuf) {
         (Arc::clone(&self.file), self.path.clone())
     }
 
@@ -111,7 +111,7 @@ impl WalWriter {
     /// buffer written once it passes [`DEFERRED_BUFFER_BYTES`]); otherwise it
     /// is written with one positioned write before returning.
     #[allow(clippy::too_many_arguments)]
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         lsn: u64,
         generation: u32,
@@ -145,7 +145,7 @@ impl WalWriter {
     /// buffered, so a later best effort (a failed `close`, Drop) writes them
     /// again at the same offset — rewriting the same bytes where part of them
     /// landed changes nothing a follower may have read.
-    pub fn write_buffer(&mut self) -> Result<(), AppendError> {
+    pub(crate) fn write_buffer(&mut self) -> Result<(), AppendError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -183,7 +183,7 @@ impl WalWriter {
     }
 
     /// `fdatasync` of the segment (buffered frames must be written first).
-    pub fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&self) -> Result<()> {
         debug_assert!(self.buffer.is_empty());
         self.io.sync_data(&self.file, &self.path).context(|| format!("syncing the WAL segment {}", self.path.display()))
     }

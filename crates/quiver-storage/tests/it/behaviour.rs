@@ -36,35 +36,35 @@ impl<F: Fn(IoStep<'_>) -> FaultAction + Send + Sync> FaultInjector for FnInjecto
 }
 
 /// Wraps `decide` as a fault injector for `StoreOptions::fault_injector`.
-pub fn injector(decide: impl Fn(IoStep<'_>) -> FaultAction + Send + Sync + 'static) -> Arc<dyn FaultInjector> {
+pub(crate) fn injector(decide: impl Fn(IoStep<'_>) -> FaultAction + Send + Sync + 'static) -> Arc<dyn FaultInjector> {
     Arc::new(FnInjector(decide))
 }
 
 /// An I/O error carrying the raw OS error `code` (5 is EIO, 28 ENOSPC).
-pub fn os_error(code: i32) -> io::Error {
+pub(crate) fn os_error(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
-pub const EIO: i32 = 5;
-pub const ENOSPC: i32 = 28;
+pub(crate) const EIO: i32 = 5;
+pub(crate) const ENOSPC: i32 = 28;
 
 /// Whether `path` is a WAL segment (a file directly under `wal/`).
-pub fn in_wal(path: &Path) -> bool {
+pub(crate) fn in_wal(path: &Path) -> bool {
     path.parent().and_then(Path::file_name).is_some_and(|n| n == "wal")
 }
 
 /// Whether `path` is a data file (`data-*.qvd`).
-pub fn is_data_file(path: &Path) -> bool {
+pub(crate) fn is_data_file(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("data-") && n.ends_with(".qvd"))
 }
 
 /// Borrowed `(id, &[T])` pairs for `store_batch`.
-pub fn refs<T>(pairs: &[(u64, Vec<T>)]) -> Vec<(u64, &[T])> {
+pub(crate) fn refs<T>(pairs: &[(u64, Vec<T>)]) -> Vec<(u64, &[T])> {
     pairs.iter().map(|(id, v)| (*id, &v[..])).collect()
 }
 
 /// The names in `dir`, sorted.
-pub fn names_in(dir: &Path) -> Vec<String> {
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list the directory")
         .map(|e| e.expect("directory entry").file_name().to_string_lossy().into_owned())
@@ -75,7 +75,7 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 
 /// Asserts two `common::snapshot_tree` results are equal, naming the first
 /// file that differs rather than dumping every byte.
-pub fn assert_same_tree(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)], what: &str) {
+pub(crate) fn assert_same_tree(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)], what: &str) {
     let names = |t: &[(PathBuf, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
     assert_eq!(names(before), names(after), "{what}: the set of files changed");
     for ((path, a), (_, b)) in before.iter().zip(after) {
@@ -84,21 +84,21 @@ pub fn assert_same_tree(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8
 }
 
 /// The data file of generation 1, which every store in these tests uses.
-pub fn data_file(store_dir: &Path) -> PathBuf {
+pub(crate) fn data_file(store_dir: &Path) -> PathBuf {
     store_dir.join(quiver_storage::format::data_file_name(1))
 }
 
-pub use crate::common::test_seed;
+pub(crate) use crate::common::test_seed;
 
 /// A small xorshift generator for tests that print their seed.
-pub struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed | 1)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;

@@ -90,7 +90,7 @@ const ENV_LEVEL: &str = "QUIVER_KILL_CHILD_LEVEL";
 const CHILD_MAX_RUN: Duration = Duration::from_secs(30);
 
 /// A maintenance call the child makes between writes.
-pub struct Maintenance {
+pub(super) struct Maintenance {
     /// Its name in the child's `@<name>-start` / `@<name>-end` lines and in
     /// the totals.
     pub name: &'static str,
@@ -106,7 +106,7 @@ pub struct Maintenance {
 }
 
 /// What differs between the test binaries that include this engine.
-pub struct Harness {
+pub(super) struct Harness {
     /// The including module's ignored child test, as libtest names it
     /// (`crash_kill::child_workload`). It must call [`child_workload`].
     pub child_test: &'static str,
@@ -298,7 +298,7 @@ fn tell(out: &mut impl Write, line: std::fmt::Arguments<'_>) -> bool {
 /// The body of the child test: when the parent's environment variables are
 /// set, opens the store and writes until it is killed, acknowledging every
 /// returned call on stdout. Without the variables it returns at once.
-pub fn child_workload(harness: &Harness) {
+pub(super) fn child_workload(harness: &Harness) {
     let Ok(dir) = std::env::var(ENV_DIR) else { return };
     let seed: u64 = std::env::var(ENV_SEED).expect("seed").parse().expect("numeric seed");
     let base: u64 = std::env::var(ENV_BASE).expect("base").parse().expect("numeric base");
@@ -599,7 +599,7 @@ fn check_one_generation(path: &Path, store: &VectorStore<f32>, verify: bool) -> 
 
 /// Totals of one crash test, printed at its end.
 #[derive(Debug, Default)]
-pub struct Totals {
+pub(super) struct Totals {
     pub cycles: u64,
     pub acked_ops: u64,
     pub kills_during_open: u64,
@@ -625,7 +625,7 @@ pub struct Totals {
 
 /// Runs `cycles` kill-and-check cycles at `level` on one directory, prints
 /// the totals and returns them.
-pub fn crash_cycles(harness: &Harness, name: &str, level: Durability, cycles: u64) -> Totals {
+pub(super) fn crash_cycles(harness: &Harness, name: &str, level: Durability, cycles: u64) -> Totals {
     assert!(harness.maintenance_per_mille() + FLUSH_PER_MILLE <= STORES_END_PER_MILLE, "too many maintenance calls");
     let seed = test_seed(name);
     let mut rng = Rng::new(seed);
@@ -793,6 +793,6 @@ fn this_binary() -> PathBuf {
 
 /// `QUIVER_KILL_CYCLES` if set, else `default`: the cycles of a test's
 /// base case, which the other tests of a binary scale down.
-pub fn cycles_from_env(default: u64) -> u64 {
+pub(super) fn cycles_from_env(default: u64) -> u64 {
     std::env::var("QUIVER_KILL_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
