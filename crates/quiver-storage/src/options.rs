@@ -114,6 +114,26 @@ impl StoreOptions {
         self
     }
 
+    /// Sets the whole growth policy at once (the two setters above set its
+    /// parts). Checked when the store is opened: `0 < min <= max`.
+    ///
+    /// ```
+    /// use quiver_storage::{GrowthPolicy, StoreOptions};
+    /// let mut growth = GrowthPolicy::default();
+    /// growth.max_step_bytes = 256 << 20; // grow by at most 256 MiB at a time
+    /// let options = StoreOptions::new(768).growth(growth);
+    /// assert_eq!(options.growth_policy().max_step_bytes, 256 << 20);
+    /// ```
+    pub fn growth(mut self, policy: GrowthPolicy) -> Self {
+        self.growth = policy;
+        self
+    }
+
+    /// The growth policy these options open a store with.
+    pub fn growth_policy(&self) -> GrowthPolicy {
+        self.growth
+    }
+
     /// Size of each virtual window mapped over the data file. The file may
     /// outgrow one window; further windows are mapped as needed.
     pub fn map_window_bytes(mut self, bytes: u64) -> Self {

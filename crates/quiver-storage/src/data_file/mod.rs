@@ -6,6 +6,7 @@
 //! index's job.
 
 mod mapping;
+mod scan;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -18,9 +19,14 @@ use crate::format::record::RecordHeader;
 use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES, data_file_name};
 use crate::io::Io;
 use mapping::RecordMap;
+pub(crate) use scan::{NewestRecords, ScanEnd, scan_records};
 
-/// How a data file grows.
+/// How a data file grows: set with [`crate::StoreOptions::growth`] (or its
+/// two part setters). Each step doubles the file, clamped to
+/// `[min_step_bytes, max_step_bytes]`; when a step does not fit on the disk,
+/// growth falls back to smaller ones down to what the write needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GrowthPolicy {
     /// Size of a new data file.
     pub initial_bytes: u64,

@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,12 +21,11 @@ use rustc_hash::FxHashMap;
 use super::VectorStore;
 use super::commit::{CommitState, Writer};
 use super::replay::replay_wal;
-use crate::data_file::DataFile;
+use crate::data_file::{DataFile, NewestRecords, ScanEnd, scan_records};
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::{FormatHeader, HeaderError, StoreShape};
 use crate::format::manifest::Manifest;
-use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::snapshot::{SnapshotHeader, entries};
 use crate::format::{HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name};
 use crate::index::Index;
@@ -351,39 +351,42 @@ pub(super) fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Ind
 }
 
 /// Rebuilds the index from the records below the checkpoint's end: a record
-/// counts if its LSN is covered by the checkpoint; the highest LSN per id
-/// wins; tombstones delete.
+/// counts if its LSN is covered by the checkpoint; the newest record per id
+/// wins (`NewestRecords`, the rule `verify` applies too); tombstones delete.
 pub(super) fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
-    const CHUNK_RECORDS: u64 = 256;
-    let record_size = data.record_size_bytes() as usize;
-    let payload_bytes = data.payload_bytes();
-    let mut latest: FxHashMap<u64, (u64, u64, RecordKind)> = FxHashMap::default();
-    let mut buf = vec![0u8; record_size * CHUNK_RECORDS as usize];
-    let mut slot = 0;
-    while slot < m.checkpoint_end_slot {
-        let n = CHUNK_RECORDS.min(m.checkpoint_end_slot - slot);
-        let chunk = &mut buf[..n as usize * record_size];
-        data.read_record(slot, chunk).map_err(|e| Error::Corrupted {
+    let mut newest = NewestRecords::default();
+    let mut damage = None;
+    let end = scan_records(data, 0, m.checkpoint_end_slot, |slot, decoded| match decoded {
+        Ok(h) => {
+            if h.lsn <= m.checkpoint_lsn {
+                newest.offer(slot, &h);
+            }
+            ControlFlow::Continue(())
+        }
+        Err(e) => {
+            damage = Some(e.into_error(data.path(), data.slot_offset(slot)));
+            ControlFlow::Break(())
+        }
+    })
+    .map_err(|e| Error::Corrupted {
+        path: data.path().into(),
+        offset: 0,
+        reason: format!("records below the checkpoint's end cannot be read: {e}"),
+    })?;
+    if let Some(e) = damage {
+        return Err(e);
+    }
+    if let ScanEnd::FileEndsAt(slot) = end {
+        return Err(Error::Corrupted {
             path: data.path().into(),
             offset: data.slot_offset(slot),
-            reason: format!("records below the checkpoint's end cannot be read: {e}"),
-        })?;
-        for (i, rec) in chunk.chunks_exact(record_size).enumerate() {
-            let s = slot + i as u64;
-            let h = RecordHeader::decode_from(rec, payload_bytes)
-                .map_err(|e| e.into_error(data.path(), data.slot_offset(s)))?;
-            if h.lsn > m.checkpoint_lsn {
-                continue;
-            }
-            let entry = latest.entry(h.id).or_insert((h.lsn, s, h.kind));
-            if (h.lsn, s) >= (entry.0, entry.1) {
-                *entry = (h.lsn, s, h.kind);
-            }
-        }
-        slot += n;
+            reason: format!(
+                "the file ends at slot {slot}, before the checkpoint's end at slot {}",
+                m.checkpoint_end_slot
+            ),
+        });
     }
-    let live = latest.into_iter().filter(|(_, (_, _, k))| *k == RecordKind::Put).map(|(id, (_, s, _))| (id, s));
-    let live: Vec<(u64, u64)> = live.collect();
+    let live = newest.into_live();
     Index::from_entries(live.into_iter()).map_err(|_| unreachable_dup(data.path()))
 }
 

@@ -6,18 +6,16 @@
 //! checksum, and cross-checks the index against what the records say. It
 //! only reads: it never repairs, rewrites or truncates anything.
 
-use std::io;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::VectorStore;
+use crate::data_file::{NewestRecords, ScanEnd, scan_records};
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::format::record::{RecordHeader, RecordKind};
-
-/// Records read per `pread` during a scan (bounded memory per call).
-const CHUNK_RECORDS: u64 = 256;
+use crate::format::record::RecordKind;
 
 /// What [`VectorStore::verify`] checked and found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,9 +50,6 @@ pub struct Problem {
     pub reason: String,
 }
 
-/// The newest record seen for one id: its LSN, slot and kind.
-type Newest = (u64, u64, RecordKind);
-
 impl<T: Element> VectorStore<T> {
     /// Checks the store's records and index and reports what is wrong.
     ///
@@ -87,8 +82,7 @@ impl<T: Element> VectorStore<T> {
         let path = self.current().data.path().to_path_buf();
         let mut problems = Vec::new();
         let mut damaged: FxHashSet<u64> = FxHashSet::default();
-        let mut newest: FxHashMap<u64, Newest> = FxHashMap::default();
-        newest.reserve(expected.len());
+        let mut newest = NewestRecords::with_capacity(expected.len());
         let (records_checked, tombstones) = self.scan_records(end_slot, &mut newest, &mut damaged, &mut problems)?;
         drop(w);
 
@@ -102,23 +96,24 @@ impl<T: Element> VectorStore<T> {
             } else if damaged.contains(&slot) {
                 problems.push(problem(format!("the index maps id {id} to slot {slot}, whose record is damaged")));
             } else {
-                match newest.get(&id) {
+                match newest.get(id).map(|n| (n.lsn, n.slot, n.kind)) {
                     None => problems.push(problem(format!(
                         "the index maps id {id} to slot {slot}, but no intact record of id {id} exists"
                     ))),
-                    Some(&(_, newest_slot, kind)) if newest_slot != slot => {
+                    Some((_, newest_slot, kind)) if newest_slot != slot => {
                         let what = if kind == RecordKind::Put { "vector" } else { "tombstone" };
                         problems.push(problem(format!(
                             "the index maps id {id} to slot {slot}, but its newest record is a {what} at slot {newest_slot}"
                         )));
                     }
-                    Some(&(_, _, RecordKind::Tombstone)) => problems
+                    Some((_, _, RecordKind::Tombstone)) => problems
                         .push(problem(format!("the index maps id {id} to slot {slot}, which holds a tombstone"))),
                     Some(_) => {}
                 }
             }
         }
-        for (&id, &(_, slot, kind)) in &newest {
+        for (id, n) in newest.iter() {
+            let (slot, kind) = (n.slot, n.kind);
             if kind == RecordKind::Put && !expected.contains_key(&id) {
                 problems.push(Problem {
                     path: path.clone(),
@@ -133,74 +128,54 @@ impl<T: Element> VectorStore<T> {
         Ok(VerifyReport { records_checked, live_vectors: expected.len() as u64, tombstones, problems })
     }
 
-    /// Reads and checksums the records below `end_slot`, recording the
-    /// newest intact record per id, the damaged slots and their problems.
-    /// Returns the records checked and the tombstones among them.
+    /// Reads and checksums the records below `end_slot` (the scan recovery's
+    /// rebuild uses too), recording the newest intact record per id, the
+    /// damaged slots and their problems. Returns the records checked and the
+    /// tombstones among them.
     fn scan_records(
         &self,
         end_slot: u64,
-        newest: &mut FxHashMap<u64, Newest>,
+        newest: &mut NewestRecords,
         damaged: &mut FxHashSet<u64>,
         problems: &mut Vec<Problem>,
     ) -> Result<(u64, u64)> {
-        let record_size =
-            usize::try_from(self.current().data.record_size_bytes()).expect("a record size fits in usize");
-        let payload_bytes = self.shape.payload_bytes() as usize;
-        let path = self.current().data.path().to_path_buf();
-        let mut buf = vec![0u8; record_size * CHUNK_RECORDS as usize];
+        let g = self.current();
+        let data = &g.data;
+        let path = data.path().to_path_buf();
         let (mut checked, mut tombstones) = (0u64, 0u64);
-        let mut slot = 0;
-        while slot < end_slot {
-            let n = CHUNK_RECORDS.min(end_slot - slot);
-            let chunk = &mut buf[..n as usize * record_size];
-            match self.current().data.read_record(slot, chunk) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    // The file ends inside this chunk: record one problem
-                    // for the missing tail and stop; nothing beyond exists.
-                    problems.push(Problem {
-                        path: path.to_path_buf(),
-                        offset: self.current().data.slot_offset(slot),
-                        reason: format!(
-                            "the file ends before the committed end at slot {end_slot}: \
-                             the records from slot {slot} on cannot be read"
-                        ),
-                    });
-                    damaged.extend(slot..end_slot);
-                    break;
+        let end = scan_records(data, 0, end_slot, |slot, decoded| {
+            checked += 1;
+            match decoded {
+                Ok(h) => {
+                    tombstones += u64::from(h.kind == RecordKind::Tombstone);
+                    newest.offer(slot, &h);
                 }
                 Err(e) => {
-                    return Err(Error::io(
-                        format!("reading records at slot {slot} of {} to verify them", path.display()),
-                        e,
-                    ));
+                    damaged.insert(slot);
+                    problems.push(Problem {
+                        path: path.clone(),
+                        offset: data.slot_offset(slot),
+                        reason: format!(
+                            "the record at slot {slot} is damaged ({} at byte {} of the record)",
+                            e.reason, e.offset
+                        ),
+                    });
                 }
             }
-            for (i, rec) in chunk.chunks_exact(record_size).enumerate() {
-                let s = slot + i as u64;
-                checked += 1;
-                match RecordHeader::decode_from(rec, payload_bytes) {
-                    Ok(h) => {
-                        tombstones += u64::from(h.kind == RecordKind::Tombstone);
-                        let entry = newest.entry(h.id).or_insert((h.lsn, s, h.kind));
-                        if (h.lsn, s) >= (entry.0, entry.1) {
-                            *entry = (h.lsn, s, h.kind);
-                        }
-                    }
-                    Err(e) => {
-                        damaged.insert(s);
-                        problems.push(Problem {
-                            path: path.to_path_buf(),
-                            offset: self.current().data.slot_offset(s),
-                            reason: format!(
-                                "the record at slot {s} is damaged ({} at byte {} of the record)",
-                                e.reason, e.offset
-                            ),
-                        });
-                    }
-                }
-            }
-            slot += n;
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| Error::io(format!("reading the records of {} to verify them", path.display()), e))?;
+        if let ScanEnd::FileEndsAt(slot) = end {
+            // One problem for the missing tail; nothing beyond exists.
+            problems.push(Problem {
+                path: path.clone(),
+                offset: data.slot_offset(slot),
+                reason: format!(
+                    "the file ends before the committed end at slot {end_slot}: \
+                     the records from slot {slot} on cannot be read"
+                ),
+            });
+            damaged.extend(slot..end_slot);
         }
         Ok((checked, tombstones))
     }
