@@ -12,6 +12,7 @@ mod open;
 mod poison;
 mod reader;
 mod replay;
+mod report;
 mod verify;
 mod writer_lock;
 
@@ -32,8 +33,8 @@ use crate::io::Io;
 use crate::metrics::{Counters, Metrics};
 use crate::options::{Durability, StoreOptions};
 
-pub use open::{RecoveryReport, SnapshotOutcome, TornTail};
 pub use reader::{RefreshOutcome, VectorReader};
+pub use report::{RecoveryReport, SnapshotOutcome, TornTail};
 pub use verify::{Problem, VerifyReport};
 
 pub use commit::MAX_BATCH_BYTES;

@@ -25,7 +25,7 @@ use crate::format::wal_frame::{Batch, BatchEntry, SegmentHeader};
 use crate::format::{WAL_DIR, wal_segment_name};
 use crate::index::Index;
 use crate::io::Io;
-use crate::store::open::TornTail;
+use crate::store::report::TornTail;
 use crate::wal::list_segments;
 use crate::wal::reader::{SegmentEnd, Verdict, scan_segment};
 use crate::wal::writer::WalWriter;
