@@ -162,7 +162,12 @@ impl DataFile {
     /// end, which the caller guarantees `current_bytes` is above), since a
     /// failed `fallocate` may have extended it.
     pub(crate) fn allocate(&self, current_bytes: u64, target_bytes: u64) -> io::Result<()> {
-        debug_assert!(current_bytes >= self.bytes_for_slots(self.map.committed_slots()));
+        // Cutting back below the committed end would be SIGBUS for every
+        // process mapping the file: never, whatever the caller passed.
+        assert!(
+            current_bytes >= self.bytes_for_slots(self.map.committed_slots()),
+            "a data file is never trimmed below its committed records"
+        );
         let result = self.io.allocate(&self.file, &self.path, current_bytes, target_bytes - current_bytes);
         if result.is_err()
             && let Ok(meta) = self.file.metadata()
@@ -181,6 +186,11 @@ impl DataFile {
     /// Writes whole records at `first_slot` (never below the committed end).
     pub(crate) fn write_records(&self, first_slot: u64, bytes: &[u8]) -> io::Result<()> {
         self.map.write_records(&self.io, &self.file, &self.path, first_slot, bytes)
+    }
+
+    /// The number of published (committed) records.
+    pub(crate) fn committed_slots(&self) -> u64 {
+        self.map.committed_slots()
     }
 
     /// Declares records below `end_slot` written and readable.

@@ -22,6 +22,61 @@ use crate::index::Index;
 use crate::metrics::Counters;
 use crate::wal::writer::WalWriter;
 
+/// The writer's checkpoint bookkeeping: the manifest in force, the WAL
+/// segments the previous checkpoint made obsolete (kept until the next one,
+/// the grace period for followers), and the WAL size past which a commit
+/// runs an automatic checkpoint.
+#[derive(Debug)]
+pub(crate) struct CheckpointState {
+    manifest: Manifest,
+    obsolete_segments: Vec<u64>,
+    /// The configured threshold.
+    every_wal_bytes: u64,
+    /// The current trigger: the threshold, or past it after a failure.
+    due_at_wal_bytes: u64,
+}
+
+impl CheckpointState {
+    /// The state after open: `manifest` in force, nothing obsolete yet.
+    pub(crate) fn new(manifest: Manifest, every_wal_bytes: u64) -> Self {
+        Self { manifest, obsolete_segments: Vec::new(), every_wal_bytes, due_at_wal_bytes: every_wal_bytes }
+    }
+
+    /// The manifest in force.
+    pub(crate) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Whether a WAL of `wal_bytes` calls for an automatic checkpoint.
+    pub(crate) fn due(&self, wal_bytes: u64) -> bool {
+        wal_bytes > self.due_at_wal_bytes
+    }
+
+    /// After a failed automatic checkpoint: the next attempt waits for
+    /// another threshold's worth of WAL, so a failing checkpoint is not
+    /// retried, with its syncs, on every write.
+    pub(crate) fn back_off(&mut self, wal_bytes: u64) {
+        self.due_at_wal_bytes = wal_bytes.saturating_add(self.every_wal_bytes);
+    }
+
+    /// Records that `manifest` is now in force (its rename is durable) and
+    /// returns the one it replaced; the trigger resets.
+    pub(crate) fn installed(&mut self, manifest: Manifest) -> Manifest {
+        self.due_at_wal_bytes = self.every_wal_bytes;
+        std::mem::replace(&mut self.manifest, manifest)
+    }
+
+    /// The segments to delete now (made obsolete by the previous checkpoint).
+    pub(crate) fn take_obsolete_segments(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.obsolete_segments)
+    }
+
+    /// The segments this checkpoint made obsolete, deleted at the next one.
+    pub(crate) fn set_obsolete_segments(&mut self, segments: Vec<u64>) {
+        self.obsolete_segments = segments;
+    }
+}
+
 impl<T: Element> VectorStore<T> {
     /// Makes everything durable, snapshots the index and trims the WAL, so
     /// the next open reads the snapshot instead of replaying history.
@@ -50,14 +105,14 @@ impl<T: Element> VectorStore<T> {
             self.set_poisoned(&err);
             return Err(err);
         }
-        let lsn = w.next_lsn - 1;
-        let end_slot = w.next_slot;
+        let lsn = w.append.last_lsn();
+        let end_slot = w.append.next_slot();
         let generation = g.data.generation();
         if !force
-            && w.manifest.has_snapshot
-            && w.manifest.checkpoint_lsn == lsn
-            && w.manifest.checkpoint_end_slot == end_slot
-            && w.manifest.generation == generation
+            && w.checkpoints.manifest().has_snapshot
+            && w.checkpoints.manifest().checkpoint_lsn == lsn
+            && w.checkpoints.manifest().checkpoint_end_slot == end_slot
+            && w.checkpoints.manifest().generation == generation
         {
             return Ok(());
         }
@@ -98,12 +153,11 @@ impl<T: Element> VectorStore<T> {
             wal_segment: new_wal.segment(),
         };
         self.commit_manifest(&manifest)?;
-        let previous = std::mem::replace(&mut w.manifest, manifest);
+        let previous = w.checkpoints.installed(manifest);
         let old_segment = w.wal.segment();
         w.wal = new_wal;
         *self.wal_handle.lock() = w.wal.sync_handle();
         Counters::add(&self.counters.checkpoints, 1);
-        w.auto_checkpoint_at_wal_bytes = self.options.checkpoint_wal_bytes;
         self.remove_obsolete(w, &previous, &snapshot_file_name(generation, lsn), old_segment);
         Ok(())
     }
@@ -176,11 +230,12 @@ impl<T: Element> VectorStore<T> {
                 let _ = self.io.remove_file(&self.dir.join(old));
             }
         }
-        for segment in std::mem::take(&mut w.obsolete_segments) {
+        for segment in w.checkpoints.take_obsolete_segments() {
             let _ = self.io.remove_file(&wal_dir.join(wal_segment_name(segment)));
         }
-        w.obsolete_segments =
+        let now_obsolete =
             crate::wal::list_segments(&wal_dir).unwrap_or_default().into_iter().filter(|&s| s <= old_segment).collect();
+        w.checkpoints.set_obsolete_segments(now_obsolete);
     }
 
     /// Files in the store directory, for tools and tests.

@@ -11,9 +11,12 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use super::VectorStore;
+use super::append::AppendState;
+use super::checkpoint::CheckpointState;
+use super::overlay::SyncOverlay;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::record::{RecordHeader, RecordKind};
@@ -28,31 +31,21 @@ use crate::wal::writer::WalWriter;
 /// Largest total payload of one batch, in bytes (1 GiB).
 pub const MAX_BATCH_BYTES: u64 = 1 << 30;
 
-/// State owned by the single writer (behind `VectorStore::writer`).
+/// State owned by the single writer (behind `VectorStore::writer`): each
+/// part is a type that keeps its own invariants.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub wal: WalWriter,
-    pub next_lsn: u64,
-    pub next_slot: u64,
-    pub allocated_bytes: u64,
-    pub manifest: crate::format::manifest::Manifest,
-    /// Segments made obsolete by the previous checkpoint, deleted at the
-    /// next one (the grace period for followers).
-    pub obsolete_segments: Vec<u64>,
-    /// `reserve_capacity` promised room up to this slot.
-    pub reserved_until_slot: u64,
-    /// WAL size past which a commit runs an automatic checkpoint (raised
-    /// after a failed one, reset by a successful one).
-    pub auto_checkpoint_at_wal_bytes: u64,
-    /// At `Sync`, the latest slot of ids whose batches are logged but not
-    /// yet applied to the index.
-    /// `id -> (lsn of the batch, slot or None for a delete)`.
-    pub overlay: FxHashMap<u64, (u64, Option<u64>)>,
-    pub overlay_max_lsn: u64,
-    /// Overlay size after the last sweep.
-    pub overlay_swept_len: usize,
-    pub record_buf: Vec<u8>,
-    pub payload_buf: Vec<u8>,
+    /// The current WAL segment.
+    pub(crate) wal: WalWriter,
+    /// The next batch's LSN and slot, and the file's reservation.
+    pub(crate) append: AppendState,
+    /// The checkpoint in force and when the next automatic one is due.
+    pub(crate) checkpoints: CheckpointState,
+    /// At `Sync`, batches logged but not yet visible.
+    pub(crate) overlay: SyncOverlay,
+    /// Encoding buffers, kept between commits to avoid reallocating.
+    pub(crate) record_buf: Vec<u8>,
+    pub(crate) payload_buf: Vec<u8>,
 }
 
 /// A batch logged at `Sync` and waiting for its sync to become visible.
@@ -160,10 +153,11 @@ impl<T: Element> VectorStore<T> {
     pub fn reserve_capacity(&self, additional: usize) -> Result<()> {
         let additional = additional as u64;
         let mut w = self.lock_writer()?;
-        let end_slot = w.next_slot.checked_add(additional).ok_or_else(|| Error::LimitExceeded {
+        let next_slot = w.append.next_slot();
+        let end_slot = next_slot.checked_add(additional).ok_or_else(|| Error::LimitExceeded {
             what: "a capacity in vectors",
             actual: additional,
-            limit: u64::MAX - w.next_slot,
+            limit: u64::MAX - next_slot,
         })?;
         let record = self.current().data.record_size_bytes();
         let max_slots = (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / record;
@@ -171,12 +165,12 @@ impl<T: Element> VectorStore<T> {
             return Err(Error::LimitExceeded { what: "a capacity in vectors", actual: end_slot, limit: max_slots });
         }
         let needed = self.current().data.bytes_for_slots(end_slot);
-        if needed > w.allocated_bytes {
+        if needed > w.append.allocated_bytes() {
             self.grow_locked(&mut w, needed, needed)?;
         }
         self.current().data.ensure_mapped(end_slot)?;
         self.current().index.reserve(additional as usize);
-        w.reserved_until_slot = w.reserved_until_slot.max(end_slot);
+        w.append.reserve_until(end_slot);
         Ok(())
     }
 
@@ -187,17 +181,18 @@ impl<T: Element> VectorStore<T> {
         let started = Instant::now();
         let mut target = preferred_bytes.max(needed_bytes);
         loop {
-            match self.current().data.allocate(w.allocated_bytes, target) {
+            let current = w.append.allocated_bytes();
+            match self.current().data.allocate(current, target) {
                 Ok(()) => {
-                    w.allocated_bytes = target;
+                    w.append.grown_to(target);
                     Counters::add(&self.counters.growth_events, 1);
                     self.counters.growth_latency.record(started.elapsed());
                     return Ok(());
                 }
                 Err(e) if target > needed_bytes && is_out_of_space(&e) => {
                     // Halve the step, but never below what this write needs.
-                    let step = (target - w.allocated_bytes) / 2;
-                    target = (w.allocated_bytes + step).max(needed_bytes);
+                    let step = (target - current) / 2;
+                    target = (current + step).max(needed_bytes);
                 }
                 Err(e) => {
                     return Err(Error::io(
@@ -212,8 +207,8 @@ impl<T: Element> VectorStore<T> {
     /// The id's current slot as the writer sees it (including batches
     /// logged but not yet visible at `Sync`).
     fn current_slot(&self, w: &Writer, id: u64) -> Option<u64> {
-        match w.overlay.get(&id) {
-            Some(&(_, slot)) => slot,
+        match w.overlay.get(id) {
+            Some(slot) => slot,
             None => self.current().index.get(id),
         }
     }
@@ -224,26 +219,17 @@ impl<T: Element> VectorStore<T> {
     fn commit_ops(&self, ops: &[Op<'_, T>], keep: impl Fn(bool) -> bool) -> Result<bool> {
         let started = Instant::now();
         let mut w = self.lock_writer()?;
-        if !w.overlay.is_empty() {
-            // Entries whose batches are applied say nothing the index does
-            // not: drop them, all at once when nothing is pending, else in a
-            // sweep whenever the overlay has doubled (so it stays bounded by
-            // the batches in flight, not by every id written).
+        if self.options.durability == Durability::Sync {
+            // Entries whose batches are applied say nothing the index does not.
             let applied = self.commit.lock().applied_lsn;
-            if applied >= w.overlay_max_lsn {
-                w.overlay.clear();
-                w.overlay_swept_len = 0;
-            } else if w.overlay.len() >= 2 * w.overlay_swept_len.max(1024) {
-                w.overlay.retain(|_, &mut (lsn, _)| lsn > applied);
-                w.overlay_swept_len = w.overlay.len();
-            }
+            w.overlay.sweep(applied);
         }
         if let [Op::Delete(id)] = ops
             && !keep(self.current_slot(&w, *id).is_some())
         {
             return Ok(false);
         }
-        let lsn = w.next_lsn;
+        let lsn = w.append.next_lsn();
         if lsn >= crate::format::manifest::MAX_LSN {
             return Err(Error::LimitExceeded {
                 what: "a commit sequence number",
@@ -251,7 +237,7 @@ impl<T: Element> VectorStore<T> {
                 limit: crate::format::manifest::MAX_LSN,
             });
         }
-        let first_slot = w.next_slot;
+        let first_slot = w.append.next_slot();
         let n = ops.len() as u64;
         let end_slot = first_slot + n;
         let needed = self.current().data.bytes_for_slots(end_slot);
@@ -262,8 +248,8 @@ impl<T: Element> VectorStore<T> {
                 limit: crate::format::MAX_DATA_FILE_BYTES,
             });
         }
-        if needed > w.allocated_bytes {
-            let preferred = self.options.growth.target(w.allocated_bytes, needed);
+        if needed > w.append.allocated_bytes() {
+            let preferred = self.options.growth.target(w.append.allocated_bytes(), needed);
             self.grow_locked(&mut w, needed, preferred)?;
         }
         self.current().data.ensure_mapped(end_slot)?;
@@ -312,23 +298,24 @@ impl<T: Element> VectorStore<T> {
         result?;
 
         // The batch is in the log: from here on nothing may fail but a sync.
-        w.next_lsn = lsn + 1;
-        w.next_slot = end_slot;
+        w.append.commit(lsn, first_slot, end_slot);
         self.current().data.publish(end_slot);
+        assert_eq!(
+            self.current().data.committed_slots(),
+            w.append.next_slot(),
+            "the mapping publishes exactly the committed records"
+        );
         Counters::add(&self.counters.batches_committed, 1);
 
         if self.options.durability == Durability::Sync {
-            for &(id, slot) in &changes {
-                w.overlay.insert(id, (lsn, slot));
-            }
-            w.overlay_max_lsn = lsn;
+            w.overlay.insert_batch(lsn, &changes);
             {
                 let mut c = self.commit.lock();
                 c.written_lsn = lsn;
                 c.data_dirty |= !inline;
                 c.pending.push_back(PendingBatch { lsn, changes });
             }
-            let checkpoint_due = w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes;
+            let checkpoint_due = w.checkpoints.due(w.wal.len_bytes());
             drop(w);
             self.wait_durable(lsn)?;
             if checkpoint_due {
@@ -344,7 +331,7 @@ impl<T: Element> VectorStore<T> {
                 c.written_lsn = lsn;
                 c.applied_lsn = lsn;
             }
-            if w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes {
+            if w.checkpoints.due(w.wal.len_bytes()) {
                 // As above: the batch is acknowledged whatever happens here.
                 self.auto_checkpoint_locked(&mut w);
             }
@@ -382,7 +369,7 @@ impl<T: Element> VectorStore<T> {
     /// the writer lock is held (concurrent writers may all have seen it due).
     fn checkpoint_if_due(&self) {
         let mut w = self.lock_writer_unchecked();
-        if w.wal.len_bytes() > w.auto_checkpoint_at_wal_bytes {
+        if w.checkpoints.due(w.wal.len_bytes()) {
             self.auto_checkpoint_locked(&mut w);
         }
     }
@@ -393,10 +380,11 @@ impl<T: Element> VectorStore<T> {
     /// is counted in `Metrics::checkpoint_failures`.
     fn auto_checkpoint_locked(&self, w: &mut Writer) {
         match self.checkpoint_locked(w, false) {
-            Ok(()) => w.auto_checkpoint_at_wal_bytes = self.options.checkpoint_wal_bytes,
+            Ok(()) => {}
             Err(_) => {
                 Counters::add(&self.counters.checkpoint_failures, 1);
-                w.auto_checkpoint_at_wal_bytes = w.wal.len_bytes().saturating_add(self.options.checkpoint_wal_bytes);
+                let wal_bytes = w.wal.len_bytes();
+                w.checkpoints.back_off(wal_bytes);
             }
         }
     }

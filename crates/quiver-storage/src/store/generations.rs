@@ -136,10 +136,10 @@ impl<T: Element> VectorStore<T> {
         records.sort_unstable_by_key(|&(_, slot)| slot);
         Ok(LiveRecords {
             generation: g.data.generation(),
-            end_slot: w.next_slot,
+            end_slot: w.append.next_slot(),
             records,
             record_size_bytes: g.data.record_size_bytes(),
-            reserved_slots: w.reserved_until_slot.saturating_sub(w.next_slot),
+            reserved_slots: w.append.reserved_slots_ahead(),
         })
     }
 }
@@ -243,7 +243,7 @@ impl NextGeneration {
     /// Copies, verbatim, every record committed to the current generation
     /// since the last catch-up. Returns the number copied.
     pub fn catch_up<T: Element>(&mut self, store: &VectorStore<T>) -> Result<u64> {
-        let end = store.lock_writer_unchecked().next_slot;
+        let end = store.lock_writer_unchecked().append.next_slot();
         let g = store.current();
         self.check_source(store, &g)?;
         self.catch_up_to(&g, end)
@@ -348,17 +348,17 @@ impl<T: Element> VectorStore<T> {
         paused: Instant,
     ) -> Result<(SwitchOutcome, Option<(Option<Generation>, std::path::PathBuf)>)> {
         let old = self.current();
-        let records_before = w.next_slot;
-        let bytes_before = w.allocated_bytes;
+        let records_before = w.append.next_slot();
+        let bytes_before = w.append.allocated_bytes();
         let prepared = (|| -> Result<(Index, u64, WalWriter)> {
             self.sync_all_locked(w)?;
             next.check_source(self, &old)?;
-            let caught_up = next.catch_up_to(&old, w.next_slot)?;
+            let caught_up = next.catch_up_to(&old, w.append.next_slot())?;
             next.data().sync_data().context(|| format!("syncing {}", next.data().path().display()))?;
             next.data().ensure_mapped(next.next_slot)?;
             let index = Index::with_capacity(next.changes.len());
             index.apply(&next.changes);
-            let lsn = w.next_lsn - 1;
+            let lsn = w.append.last_lsn();
             self.write_snapshot(&index, next.generation, lsn, next.next_slot)?;
             let wal = self.start_segment(w).inspect_err(|_| {
                 let _ = self.io.remove_file(&self.dir.join(snapshot_file_name(next.generation, lsn)));
@@ -367,7 +367,7 @@ impl<T: Element> VectorStore<T> {
         })();
         // On error, dropping `next` removes its file.
         let (index, caught_up_in_pause, new_wal) = prepared?;
-        let lsn = w.next_lsn - 1;
+        let lsn = w.append.last_lsn();
         let generation = next.generation;
         let end_slot = next.next_slot;
         // The commit point (with the checkpoint's cleanup); on failure the
@@ -378,9 +378,7 @@ impl<T: Element> VectorStore<T> {
 
         // Committed: switch memory to the new generation.
         next.data().publish(end_slot);
-        w.next_slot = end_slot;
-        w.allocated_bytes = next.allocated_bytes;
-        w.reserved_until_slot = w.reserved_until_slot.saturating_sub(records_before).saturating_add(end_slot);
+        w.append.switched(end_slot, next.allocated_bytes);
         w.overlay.clear();
         let old_path = old.data.path().to_path_buf();
         drop(old);
@@ -391,7 +389,7 @@ impl<T: Element> VectorStore<T> {
             records_before,
             records_after: end_slot,
             bytes_before,
-            bytes_after: w.allocated_bytes,
+            bytes_after: w.append.allocated_bytes(),
             caught_up_in_pause,
             writer_pause: paused.elapsed(),
         };

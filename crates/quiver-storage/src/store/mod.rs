@@ -5,10 +5,12 @@
 //! Lock order, always: `writer` -> `commit` -> index shards. Readers take
 //! only an index shard's read lock, briefly, and never wait for I/O.
 
+mod append;
 mod checkpoint;
 mod commit;
 mod generations;
 mod open;
+mod overlay;
 mod poison;
 mod reader;
 mod replay;

@@ -16,10 +16,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 use quiver_guard::GenerationCell;
-use rustc_hash::FxHashMap;
 
 use super::VectorStore;
+use super::append::AppendState;
+use super::checkpoint::CheckpointState;
 use super::commit::{CommitState, Writer};
+use super::overlay::SyncOverlay;
 use super::replay::replay_wal;
 use super::report::{RecoveryReport, SnapshotOutcome};
 use crate::data_file::{DataFile, NewestRecords, ScanEnd, scan_records};
@@ -412,16 +414,9 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     let wal_handle = wal.sync_handle();
     let writer = Writer {
         wal,
-        next_lsn,
-        next_slot,
-        allocated_bytes,
-        manifest,
-        obsolete_segments: Vec::new(),
-        reserved_until_slot: next_slot,
-        auto_checkpoint_at_wal_bytes: options.checkpoint_wal_bytes,
-        overlay: FxHashMap::default(),
-        overlay_max_lsn: 0,
-        overlay_swept_len: 0,
+        append: AppendState::recovered(next_lsn, next_slot, allocated_bytes),
+        checkpoints: CheckpointState::new(manifest, options.checkpoint_wal_bytes),
+        overlay: SyncOverlay::default(),
         record_buf: Vec::new(),
         payload_buf: Vec::new(),
     };

@@ -68,11 +68,11 @@ impl<T: Element> VectorStore<T> {
     /// only if a read fails for another reason than the file ending early.
     pub fn verify(&self) -> Result<VerifyReport> {
         let w = self.lock_writer_unchecked();
-        let end_slot = w.next_slot;
+        let end_slot = w.append.next_slot();
         // The writer's view of the index: what readers see, plus batches
         // logged at `Sync` whose shared sync has not yet made them visible.
         let mut expected: FxHashMap<u64, u64> = self.current().index.entries().into_iter().collect();
-        for (&id, &(_, slot)) in &w.overlay {
+        for (id, slot) in w.overlay.iter() {
             match slot {
                 Some(s) => expected.insert(id, s),
                 None => expected.remove(&id),

@@ -32,9 +32,9 @@ pub(crate) struct GaugeValues {
 
 impl WriterGauges {
     fn publish(&self, w: &Writer) {
-        self.allocated_bytes.store(w.allocated_bytes, Ordering::Relaxed);
+        self.allocated_bytes.store(w.append.allocated_bytes(), Ordering::Relaxed);
         self.wal_bytes.store(w.wal.len_bytes(), Ordering::Relaxed);
-        self.committed_slots.store(w.next_slot, Ordering::Relaxed);
+        self.committed_slots.store(w.append.next_slot(), Ordering::Relaxed);
     }
 
     /// The values published last. Each is exact; together they may mix two
