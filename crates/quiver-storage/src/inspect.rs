@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 
 use crate::element::ElementType;
 use crate::error::{Error, IoContext, Result};
-use crate::format::header::{FormatHeader, HeaderError};
+use crate::format::header::FormatHeader;
 use crate::format::manifest::Manifest;
 use crate::format::snapshot::SnapshotHeader;
-use crate::format::{
-    FORMAT_VERSION, HEADER_FILE, MANIFEST_FILE, WAL_DIR, data_file_name, parse_wal_segment_name, snapshot_file_name,
-};
+use crate::format::{FORMAT_VERSION, WAL_DIR, data_file_name, parse_wal_segment_name, snapshot_file_name};
+use crate::layout::read_manifest;
 
 /// How often [`inspect`] rereads the manifest when a checkpoint in another
 /// process replaces the files it names while they are being read.
@@ -230,8 +229,8 @@ fn wal_sizes(wal_dir: &Path) -> Result<(u64, u64)> {
     Ok((count, bytes))
 }
 
-/// Reads and checks the format header (`QUIVER`), with the same verdicts as
-/// open: not a store, unsupported version, or corrupted.
+/// Reads and checks the format header, with the verdicts open gives, after
+/// checking that `dir` is a directory at all.
 fn read_format_header(dir: &Path) -> Result<FormatHeader> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -241,49 +240,14 @@ fn read_format_header(dir: &Path) -> Result<FormatHeader> {
         }
         Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
     }
-    let path = dir.join(HEADER_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::NotAStore { path: dir.into(), reason: format!("it has no {HEADER_FILE} header") });
-        }
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-    };
-    let header = match FormatHeader::decode_from(&bytes) {
-        Ok(h) => h,
-        Err(HeaderError::BadMagic) => {
-            return Err(Error::NotAStore { path: dir.into(), reason: format!("{HEADER_FILE} is not a Quiver header") });
-        }
-        Err(HeaderError::Corrupt(e)) => return Err(e.into_error(&path, 0)),
-        Err(HeaderError::Version(found)) => {
-            return Err(Error::UnsupportedVersion { path: dir.into(), found, supported: FORMAT_VERSION });
-        }
-    };
-    if bytes.len() != FormatHeader::ENCODED_LEN {
-        return Err(Error::Corrupted {
-            path,
-            offset: FormatHeader::ENCODED_LEN as u64,
-            reason: "the header file has trailing bytes".into(),
-        });
-    }
-    Ok(header)
-}
-
-fn read_manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join(MANIFEST_FILE);
-    let bytes = fs::read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => {
-            Error::Corrupted { path: path.clone(), offset: 0, reason: "the manifest is missing".into() }
-        }
-        _ => Error::io(format!("reading {}", path.display()), e),
-    })?;
-    Manifest::decode_from(&bytes).map_err(|e| e.into_error(&path, 0))
+    crate::layout::read_format_header(dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::VectorStore;
+    use crate::format::HEADER_FILE;
 
     // Proves inspect reads shape, checkpoint and sizes while the store is
     // open (no lock taken), and changes no file.

@@ -34,6 +34,7 @@ pub mod io;
 #[cfg(not(feature = "testing"))]
 #[allow(unreachable_pub)]
 mod io;
+mod layout;
 mod metrics;
 mod options;
 mod store;

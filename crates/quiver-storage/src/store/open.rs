@@ -27,12 +27,13 @@ use super::report::{RecoveryReport, SnapshotOutcome};
 use crate::data_file::{DataFile, NewestRecords, ScanEnd, scan_records};
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
-use crate::format::header::{FormatHeader, HeaderError, StoreShape};
+use crate::format::header::{FormatHeader, StoreShape};
 use crate::format::manifest::Manifest;
 use crate::format::snapshot::{SnapshotHeader, entries};
 use crate::format::{HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name};
 use crate::index::Index;
 use crate::io::Io;
+use crate::layout::{check_format_header, read_manifest};
 use crate::metrics::Counters;
 use crate::options::StoreOptions;
 
@@ -114,49 +115,6 @@ fn remove_failed_new_store(io: &Io, dir: &Path, why: &Error) {
         }
         drop(lock_file);
     }
-}
-
-/// Reads and checks the format header without changing anything.
-pub(super) fn check_header(dir: &Path, shape: StoreShape) -> Result<()> {
-    let path = dir.join(HEADER_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::NotAStore {
-                path: dir.into(),
-                reason: format!("the directory is not empty and has no {HEADER_FILE} header"),
-            });
-        }
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-    };
-    let header = match FormatHeader::decode_from(&bytes) {
-        Ok(h) => h,
-        Err(HeaderError::BadMagic) => {
-            return Err(Error::NotAStore { path: dir.into(), reason: format!("{HEADER_FILE} is not a Quiver header") });
-        }
-        Err(HeaderError::Corrupt(e)) => return Err(e.into_error(&path, 0)),
-        Err(HeaderError::Version(found)) => {
-            return Err(Error::UnsupportedVersion {
-                path: dir.into(),
-                found,
-                supported: crate::format::FORMAT_VERSION,
-            });
-        }
-    };
-    if bytes.len() != FormatHeader::ENCODED_LEN {
-        return Err(Error::Corrupted {
-            path,
-            offset: FormatHeader::ENCODED_LEN as u64,
-            reason: "the header file has trailing bytes".into(),
-        });
-    }
-    if header.shape.element != shape.element {
-        return Err(Error::ElementTypeMismatch { expected: header.shape.element.name(), actual: shape.element.name() });
-    }
-    if header.shape.dimension != shape.dimension {
-        return Err(Error::DimensionMismatch { expected: header.shape.dimension, actual: shape.dimension });
-    }
-    Ok(())
 }
 
 fn create_store(io: &Io, path: &Path, shape: StoreShape, options: &StoreOptions) -> Result<()> {
@@ -241,17 +199,6 @@ fn lock(io: &Io, dir: &Path) -> Result<fs::File> {
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.into() }),
         Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
     }
-}
-
-pub(super) fn read_manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join(MANIFEST_FILE);
-    let bytes = fs::read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => {
-            Error::Corrupted { path: path.clone(), offset: 0, reason: "the manifest is missing".into() }
-        }
-        _ => Error::io(format!("reading {}", path.display()), e),
-    })?;
-    Manifest::decode_from(&bytes).map_err(|e| e.into_error(&path, 0))
 }
 
 /// Removes temporary files and files no checkpoint refers to.
@@ -348,7 +295,7 @@ fn unreachable_dup(path: &Path) -> Error {
 }
 
 fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOptions) -> Result<VectorStore<T>> {
-    check_header(dir, shape)?;
+    check_format_header(dir, shape)?;
     let lock_file = lock(io, dir)?;
     let manifest = read_manifest(dir)?;
     let mut report = RecoveryReport {

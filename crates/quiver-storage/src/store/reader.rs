@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use quiver_guard::{GenerationCell, VectorGuard};
 
 use super::Generation;
-use super::open::{check_header, load_snapshot, read_manifest, rebuild_from_data};
+use super::open::{load_snapshot, rebuild_from_data};
 use crate::data_file::DataFile;
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
@@ -36,6 +36,7 @@ use crate::format::wal_frame::{Batch, FrameRead, SegmentHeader, decode_batch, ne
 use crate::format::{WAL_DIR, wal_segment_name};
 use crate::index::Index;
 use crate::io::Io;
+use crate::layout::{check_format_header, read_manifest};
 use crate::options::StoreOptions;
 
 /// Where the reader is in the writer's log.
@@ -107,7 +108,7 @@ impl<T: Element> VectorReader<T> {
         if !dir.is_dir() {
             return Err(Error::NotAStore { path: dir.into(), reason: "it is not an existing directory".into() });
         }
-        check_header(dir, shape)?;
+        check_format_header(dir, shape)?;
         let window_bytes = options.map_window_bytes as usize;
         let (generation, cursor, _) = load(dir, shape, window_bytes)?;
         Ok(Self {
