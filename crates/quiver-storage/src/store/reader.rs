@@ -67,6 +67,32 @@ pub struct RefreshOutcome {
 
 /// A read-only follower of a Quiver store.
 ///
+/// A follower takes no lock and never writes. It reads the store's files,
+/// not the writer's memory, and moves only on [`VectorReader::refresh`].
+///
+/// # What a follower sees
+///
+/// After a refresh, a follower holds exactly what a crash and reopen of the
+/// writer process would recover at that moment if the machine stayed up:
+/// every batch whose WAL frame is whole and checksum-valid in the WAL files
+/// and whose records check out, in order, up to the first frame that is not.
+/// That is not the same as what the writer has acknowledged:
+///
+/// - At [`Durability::Sync`](crate::Durability::Sync) a frame is written
+///   before the group's `fdatasync`, so a follower may show a batch whose
+///   sync is still in flight, or whose sync failed (the writer's call then
+///   returned the error and the writer is poisoned). It keeps showing it;
+///   a reopen of the writer recovers the same batch, so the two agree.
+/// - At [`Durability::Buffered`](crate::Durability::Buffered) a batch
+///   appears once its frame is written, just before the call returns.
+/// - At [`Durability::Deferred`](crate::Durability::Deferred) a batch
+///   appears only once the writer's buffer holding its frame is written
+///   (when it fills, or at `flush`, `checkpoint`, `close` or drop).
+///
+/// So a follower's view is never a promise of durability: take the
+/// writer's `Ok` (at `Sync`, or from `flush`) as the acknowledgement.
+/// docs/DURABILITY.md, "What a follower sees", has the details.
+///
 /// ```
 /// use quiver_storage::{StoreOptions, VectorReader, VectorStore};
 /// let dir = tempfile::tempdir()?;

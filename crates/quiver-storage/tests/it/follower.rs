@@ -3,15 +3,19 @@
 //! checkpoints and WAL rotations without skipping a frame, reload when they
 //! lag past the WAL's grace period or find a log that does not continue
 //! where they stopped, and stop quietly at a torn tail the writer has not
-//! cut yet.
+//! cut yet. What they see at each durability level is what a crash and
+//! reopen of the writer would recover, including at `Sync` a batch whose
+//! sync is in flight or failed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use crate::behaviour::refs;
+use crate::behaviour::{EIO, in_wal, injector, os_error, refs};
 use crate::common::*;
-use quiver_storage::{StoreOptions, VectorReader, VectorStore};
+use quiver_storage::io::{FaultAction, IoStep};
+use quiver_storage::{Durability, Error, StoreOptions, VectorReader, VectorStore};
 
 const DIM: usize = 8;
 
@@ -382,4 +386,117 @@ fn follower_reloads_instead_of_stalling_at_an_lsn_gap() {
     }
     same(&r, &model);
     assert!(reloaded, "the gap was crossed by a reload from the newest snapshot");
+}
+
+// Proves what a follower sees at Durability::Sync is what a crash-and-reopen
+// of the writer would recover (docs/DURABILITY.md, "What a follower sees"):
+// a batch whose group-commit fdatasync is still in flight is already visible
+// to a follower, though not to the writer's own readers; when that sync
+// fails, the store() returns the error and the writer is poisoned, the
+// follower keeps serving the batch, and a reopen of the writer recovers
+// exactly the follower's ids and vectors.
+#[test]
+fn follower_at_sync_sees_what_a_reopen_recovers_even_when_the_sync_fails() {
+    // The k-th fdatasync of a WAL segment after arming fails.
+    const K: u64 = 3;
+    const WAIT: Duration = Duration::from_secs(20);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_path(&dir);
+    let armed = Arc::new(AtomicBool::new(false));
+    let syncs = Arc::new(AtomicU64::new(0));
+    // The failing sync first reports that it is in flight, then waits until
+    // the test has looked at the follower, then fails.
+    let (in_flight_tx, in_flight) = mpsc::channel::<()>();
+    let (looked, looked_rx) = mpsc::channel::<()>();
+    let in_flight_tx = Mutex::new(in_flight_tx);
+    let looked_rx = Mutex::new(looked_rx);
+    let (a, n) = (Arc::clone(&armed), Arc::clone(&syncs));
+    let faults = injector(move |step| match step {
+        IoStep::SyncData { path }
+            if in_wal(path) && a.load(Ordering::SeqCst) && n.fetch_add(1, Ordering::SeqCst) + 1 == K =>
+        {
+            let _ = in_flight_tx.lock().expect("sender").send(());
+            let _ = looked_rx.lock().expect("receiver").recv_timeout(WAIT);
+            FaultAction::Fail(os_error(EIO))
+        }
+        _ => FaultAction::Proceed,
+    });
+    let opts = small(DIM).durability(Durability::Sync);
+    let writer: VectorStore<f32> = open(&path, &opts.clone().fault_injector(faults));
+    for id in 0..5u64 {
+        writer.store(id, &vector(id, 0, DIM)).expect("store before arming");
+    }
+    let follower: VectorReader<f32> = opts.open_reader(&path).expect("open reader");
+    armed.store(true, Ordering::SeqCst);
+
+    let (failed, store_error, seen_in_flight) = std::thread::scope(|s| {
+        let w = s.spawn(|| {
+            for id in 100..100 + 10 * K {
+                if let Err(e) = writer.store(id, &vector(id, 0, DIM)) {
+                    return Some((id, e));
+                }
+            }
+            None
+        });
+        // Observations are collected first and asserted after the writer
+        // thread is released, so a failing assertion cannot leave it waiting.
+        let seen = in_flight.recv_timeout(WAIT).ok().map(|()| {
+            let refreshed = follower.refresh();
+            let mut extra: Vec<u64> = follower.ids().into_iter().filter(|&id| !writer.contains(id)).collect();
+            extra.sort_unstable();
+            (refreshed, extra)
+        });
+        let _ = looked.send(());
+        let (failed, e) = w.join().expect("writer thread").expect("the k-th sync was reached and failed a store()");
+        (failed, e, seen)
+    });
+    println!("the store() whose sync failed returned: {store_error}");
+    assert!(matches!(store_error, Error::Io { .. }), "the failed sync's own call reports the I/O error");
+    let (refreshed, extra) = seen_in_flight.expect("the failing sync reported that it was in flight");
+    refreshed.expect("refresh while the sync is in flight");
+    assert_eq!(extra, vec![failed], "while its sync is in flight, the batch is visible to the follower only");
+    assert!(!writer.contains(failed), "the writer's own readers never see a batch whose sync failed");
+    let after = writer.store(9999, &vector(9999, 0, DIM));
+    assert!(matches!(after, Err(Error::Poisoned { .. })), "a failed sync poisons the writer: {after:?}");
+
+    // The follower keeps the batch: it is whole and valid in the WAL file.
+    assert_eq!(follower.refresh().expect("refresh after the failure").batches_applied, 0);
+    assert_eq!(follower.retrieve(failed), Some(vector(failed, 0, DIM)));
+    let mut model: BTreeMap<u64, Vec<f32>> = (0..5u64).chain(100..=failed).map(|id| (id, vector(id, 0, DIM))).collect();
+    same(&follower, &model);
+
+    // A reopen of the writer (the machine stayed up) recovers the same.
+    drop(writer);
+    let reopened: VectorStore<f32> = open(&path, &opts);
+    assert_eq!(difference(&follower, &reopened), None, "the reopened writer and the follower disagree");
+    // And the follower goes on following the reopened writer.
+    reopened.store(500, &vector(500, 0, DIM)).expect("store after the reopen");
+    model.insert(500, vector(500, 0, DIM));
+    follower.refresh().expect("refresh after the reopen");
+    same(&follower, &model);
+    assert_eq!(difference(&follower, &reopened), None);
+}
+
+// Proves a follower sees a batch exactly when its frame is in the WAL file,
+// as a crash-and-reopen would recover it: at Buffered as soon as store()
+// returns; at Deferred not while the frame is only in the writer's buffer,
+// and as soon as flush() writes it out.
+#[test]
+fn follower_sees_frames_once_they_are_in_the_wal_file() {
+    for level in [Durability::Buffered, Durability::Deferred] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = store_path(&dir);
+        let writer: VectorStore<f32> = open(&path, &small(DIM).durability(level));
+        let follower: VectorReader<f32> = small(DIM).open_reader(&path).expect("open reader");
+        for id in 0..10u64 {
+            writer.store(id, &vector(id, 0, DIM)).expect("store");
+        }
+        follower.refresh().expect("refresh");
+        let expected_before_flush = if level == Durability::Deferred { 0 } else { 10 };
+        assert_eq!(follower.len(), expected_before_flush, "{level:?}: before flush");
+        writer.flush().expect("flush");
+        follower.refresh().expect("refresh");
+        assert_eq!(follower.len(), 10, "{level:?}: after flush");
+        assert_eq!(difference(&follower, &writer), None, "{level:?}");
+    }
 }
