@@ -8,17 +8,21 @@
 //! and every record it names is in the data file with the right checksum;
 //! anything less (a frame the writer is still appending, a torn tail the
 //! writer's recovery has not cut yet) is where it stops until the next
-//! [`VectorReader::refresh`]. When the writer has switched generations
-//! (compaction) or removed the segment the reader was in (it lagged more
-//! than a checkpoint's grace period), refresh reloads from the newest
-//! snapshot; guards into the previous view stay valid until dropped.
+//! [`VectorReader::refresh`]. It leaves segment N for N+1 only if N+1
+//! existed before it read N to its end, since the writer starts N+1 only
+//! after the last frame of N. A whole frame that does not continue the log
+//! (a later LSN, another generation or slot), a segment that is gone, or a
+//! generation switch (compaction) makes refresh reload from the newest
+//! snapshot, never stop silently; guards into the previous view stay valid
+//! until dropped. The rules are in docs/FORMAT.md, "Following the WAL".
 //!
 //! What makes reading the writer's files sound is the same set of rules the
 //! writer follows for its own readers (see the `quiver_guard` docs): records
 //! below a committed end are never rewritten, data files never shrink below
 //! it, and the reader publishes a slot only after checking its record.
 
-use std::fs;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -63,6 +67,32 @@ pub struct RefreshOutcome {
 }
 
 /// A read-only follower of a Quiver store.
+///
+/// A follower takes no lock and never writes. It reads the store's files,
+/// not the writer's memory, and moves only on [`VectorReader::refresh`].
+///
+/// # What a follower sees
+///
+/// After a refresh, a follower holds exactly what a crash and reopen of the
+/// writer process would recover at that moment if the machine stayed up:
+/// every batch whose WAL frame is whole and checksum-valid in the WAL files
+/// and whose records check out, in order, up to the first frame that is not.
+/// That is not the same as what the writer has acknowledged:
+///
+/// - At [`Durability::Sync`](crate::Durability::Sync) a frame is written
+///   before the group's `fdatasync`, so a follower may show a batch whose
+///   sync is still in flight, or whose sync failed (the writer's call then
+///   returned the error and the writer is poisoned). It keeps showing it;
+///   a reopen of the writer recovers the same batch, so the two agree.
+/// - At [`Durability::Buffered`](crate::Durability::Buffered) a batch
+///   appears once its frame is written, just before the call returns.
+/// - At [`Durability::Deferred`](crate::Durability::Deferred) a batch
+///   appears only once the writer's buffer holding its frame is written
+///   (when it fills, or at `flush`, `checkpoint`, `close` or drop).
+///
+/// So a follower's view is never a promise of durability: take the
+/// writer's `Ok` (at `Sync`, or from `flush`) as the acknowledgement.
+/// docs/DURABILITY.md, "What a follower sees", has the details.
 ///
 /// ```
 /// use quiver_storage::{StoreOptions, VectorReader, VectorStore};
@@ -167,27 +197,37 @@ impl<T: Element> VectorReader<T> {
 
     /// Catches up with the writer: applies every batch logged since the last
     /// refresh, or reloads from the newest snapshot when the writer switched
-    /// generations or removed the segment this reader was in. Readers and
-    /// guards are never blocked; a batch becomes visible atomically.
+    /// generations, removed the segment this reader was in, or the log does
+    /// not continue where this reader stopped. Readers and guards are never
+    /// blocked; a batch becomes visible atomically.
     pub fn refresh(&self) -> Result<RefreshOutcome> {
         let mut cursor = self.cursor.lock();
         let manifest = read_manifest(&self.dir)?;
-        let segment_gone = !self.dir.join(WAL_DIR).join(wal_segment_name(cursor.segment)).exists();
-        if manifest.generation != cursor.generation || segment_gone {
-            let (generation, fresh, batches) = load(&self.dir, self.shape, self.window_bytes)?;
-            // The old view lives on for guards that pin it.
-            drop(self.gens.replace(generation));
-            *cursor = fresh;
-            return Ok(RefreshOutcome { batches_applied: batches, reloaded: true });
+        if manifest.generation == cursor.generation {
+            let g = self.gens.pin();
+            let (batches, end) = follow(&self.dir, &g, &mut cursor)?;
+            if end == FollowEnd::CaughtUp {
+                return Ok(RefreshOutcome { batches_applied: batches, reloaded: false });
+            }
+            // Lost: this view cannot continue, but the newest snapshot can.
+            // Stopping here instead would leave the reader silently behind
+            // on every later refresh.
         }
-        let g = self.gens.pin();
-        let batches = follow(&self.dir, &g, &mut cursor)?;
-        Ok(RefreshOutcome { batches_applied: batches, reloaded: false })
+        let (generation, fresh, batches) = load(&self.dir, self.shape, self.window_bytes)?;
+        // The old view lives on for guards that pin it.
+        drop(self.gens.replace(generation));
+        *cursor = fresh;
+        Ok(RefreshOutcome { batches_applied: batches, reloaded: true })
     }
 }
 
-/// Loads the newest checkpoint and follows the WAL after it. Retries when a
-/// checkpoint replaces the snapshot between reading the manifest and it.
+/// How many times [`load`] starts over when the writer checkpoints while a
+/// view is being loaded.
+const LOAD_ATTEMPTS: u32 = 5;
+
+/// Loads the newest checkpoint and follows the WAL after it. Starts over
+/// when a checkpoint or generation switch replaces what the manifest named
+/// while it was being read.
 fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generation, Cursor, u64)> {
     let io = Io::new(None);
     let mut attempts = 0;
@@ -199,7 +239,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
             Ok(index) => index,
             // The writer may have checkpointed (and removed this snapshot)
             // since the manifest was read: look again before rebuilding.
-            Err(_) if attempts < 5 && read_manifest(dir)? != manifest => continue,
+            Err(_) if attempts < LOAD_ATTEMPTS && read_manifest(dir)? != manifest => continue,
             Err(_) if manifest.has_snapshot || manifest.checkpoint_lsn > 0 => rebuild_from_data(&data, &manifest)?,
             Err(_) => Index::default(),
         };
@@ -220,7 +260,16 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         data.publish(end);
         let generation = Generation { data, index };
         let mut cursor = cursor_at(&manifest);
-        let batches = follow(dir, &generation, &mut cursor)?;
+        let (batches, followed) = follow(dir, &generation, &mut cursor)?;
+        // A log that does not continue from a fresh checkpoint almost always
+        // means the writer checkpointed or switched generations meanwhile
+        // (the segment is gone, or holds the next generation's batches):
+        // load again. With the manifest unchanged, the view stops where the
+        // writer's own recovery would cut the log (docs/FORMAT.md,
+        // "Following the WAL"), and the next refresh looks again.
+        if followed == FollowEnd::Lost && attempts < LOAD_ATTEMPTS && read_manifest(dir)? != manifest {
+            continue;
+        }
         return Ok((generation, cursor, batches));
     }
 }
@@ -236,66 +285,147 @@ fn cursor_at(m: &Manifest) -> Cursor {
     }
 }
 
-/// Applies every whole, verified batch from `cursor` on; stops quietly where
-/// the log (as far as the writer has written it) ends.
-fn follow(dir: &Path, g: &Generation, cursor: &mut Cursor) -> Result<u64> {
+/// How a [`follow`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FollowEnd {
+    /// Every batch the writer has finished logging, as far as this reader
+    /// can verify it, is applied; the next refresh goes on from the cursor.
+    CaughtUp,
+    /// The log does not continue at the cursor: its segment is gone or now
+    /// ends before the cursor, or the next whole frame carries a later LSN,
+    /// another generation or another slot than the cursor expects. Only a
+    /// reload from the newest snapshot can go on.
+    Lost,
+}
+
+/// Applies every whole, verified batch from `cursor` on, as far as the
+/// writer has written the log (docs/FORMAT.md, "Following the WAL").
+/// Returns the number of batches applied and how the walk ended.
+fn follow(dir: &Path, g: &Generation, cursor: &mut Cursor) -> Result<(u64, FollowEnd)> {
     let wal_dir = dir.join(WAL_DIR);
     let payload_bytes = g.data.payload_bytes();
     let mut applied = 0;
     loop {
         let path = wal_dir.join(wal_segment_name(cursor.segment));
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(applied),
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        let next = wal_dir.join(wal_segment_name(cursor.segment + 1));
+        // The writer creates segment N+1 only after every frame of N is in
+        // the file, so N is finished if N+1 existed *before* N is read.
+        // Checked after the read instead, N+1 may have appeared after frames
+        // that the read missed were appended to N, and moving on would skip
+        // them.
+        let finished = segment_exists(&next)?;
+        let Some(bytes) = read_from(&path, cursor.offset)? else {
+            return Ok((applied, FollowEnd::Lost));
         };
+        #[cfg(test)]
+        hooks::after_segment_read(cursor.segment);
+        // `bytes` starts at `cursor.offset`; `at` is the position in it.
+        let mut at = 0;
         if cursor.offset == 0 {
             match SegmentHeader::decode_from(&bytes) {
                 Ok((h, seed)) if h.segment == cursor.segment => {
-                    cursor.offset = SegmentHeader::ENCODED_LEN as u64;
+                    at = SegmentHeader::ENCODED_LEN;
+                    cursor.offset = at as u64;
                     cursor.crc = seed;
                 }
                 // Being created: try again at the next refresh.
-                _ => return Ok(applied),
+                _ => return Ok((applied, FollowEnd::CaughtUp)),
             }
         }
         loop {
-            match next_frame(&bytes, cursor.offset as usize, cursor.crc) {
+            match next_frame(&bytes, at, cursor.crc) {
                 FrameRead::Frame { payload, crc, next_offset } => {
-                    let Ok(batch) = decode_batch(payload, payload_bytes) else { return Ok(applied) };
-                    if !apply(g, &batch, cursor)? {
-                        return Ok(applied);
+                    // A checksum-valid frame that does not decode is damage,
+                    // not a torn write, as for the writer's recovery.
+                    let batch = decode_batch(payload, payload_bytes).map_err(|e| Error::Corrupted {
+                        path: path.clone(),
+                        offset: cursor.offset,
+                        reason: format!("a checksum-valid frame does not decode: {}", e.reason),
+                    })?;
+                    match apply(g, &batch, cursor)? {
+                        Applied::Yes => applied += 1,
+                        Applied::Already => {}
+                        Applied::NotYet => return Ok((applied, FollowEnd::CaughtUp)),
+                        Applied::Gap => return Ok((applied, FollowEnd::Lost)),
                     }
-                    cursor.offset = next_offset as u64;
+                    cursor.offset += (next_offset - at) as u64;
                     cursor.crc = crc;
-                    applied += 1;
+                    at = next_offset;
                 }
-                FrameRead::Invalid(_) => return Ok(applied),
+                // A frame the writer is still appending, or a torn tail its
+                // recovery has not cut yet: look again at the next refresh.
+                FrameRead::Invalid(_) => return Ok((applied, FollowEnd::CaughtUp)),
                 FrameRead::End => break,
             }
         }
-        // The end of this segment: go on if the writer has started the next.
-        let next = wal_dir.join(wal_segment_name(cursor.segment + 1));
-        if !next.exists() {
-            return Ok(applied);
+        if !finished {
+            if !segment_exists(&next)? {
+                return Ok((applied, FollowEnd::CaughtUp));
+            }
+            // N+1 appeared while N was being read: N's end is final now, so
+            // read it once more from the cursor before moving on.
+            continue;
         }
         cursor.segment += 1;
         cursor.offset = 0;
     }
 }
 
+fn segment_exists(path: &Path) -> Result<bool> {
+    path.try_exists().context(|| format!("looking for {}", path.display()))
+}
+
+/// The bytes of the segment at `path` from offset `from` to its current
+/// end, or `None` if the segment is gone or now ends before `from` (the log
+/// was cut below what this reader applied). Reading from the cursor, not
+/// from the start, keeps a refresh's cost proportional to what is new.
+fn read_from(path: &Path, from: u64) -> Result<Option<Vec<u8>>> {
+    let what = || format!("reading {}", path.display());
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(what(), e)),
+    };
+    let len_bytes = file.metadata().context(what)?.len();
+    if len_bytes < from {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity((len_bytes - from) as usize);
+    file.seek(SeekFrom::Start(from)).context(what)?;
+    file.read_to_end(&mut bytes).context(what)?;
+    Ok(Some(bytes))
+}
+
+/// What [`apply`] did with one batch.
+enum Applied {
+    /// Applied; the cursor moved past it.
+    Yes,
+    /// Its LSN is below the cursor's: this view already holds it.
+    Already,
+    /// It continues the log, but its records are not (yet) all in the data
+    /// file with the right checksums: the reader stops before it.
+    NotYet,
+    /// A later LSN, another generation or another slot than the cursor
+    /// expects. A whole, checksum-chained frame is never a half-written
+    /// one, so the log continues somewhere this view cannot follow.
+    Gap,
+}
+
 /// Applies one batch if it continues the log and its records are in the
-/// data file; returns whether it did.
-fn apply(g: &Generation, b: &Batch<'_>, cursor: &mut Cursor) -> Result<bool> {
+/// data file.
+fn apply(g: &Generation, b: &Batch<'_>, cursor: &mut Cursor) -> Result<Applied> {
+    if b.lsn < cursor.next_lsn {
+        return Ok(Applied::Already);
+    }
     if b.lsn != cursor.next_lsn || b.generation != cursor.generation || b.first_slot != cursor.next_slot {
-        return Ok(false);
+        return Ok(Applied::Gap);
     }
     let held = g
         .data
         .holds_batch(b.first_slot, &b.entries, b.lsn)
         .context(|| format!("reading records of {}", g.data.path().display()))?;
     if !held {
-        return Ok(false);
+        return Ok(Applied::NotYet);
     }
     let end_slot = b.first_slot + b.entries.len() as u64;
     // Publish before indexing: a reader must never find a slot it cannot map.
@@ -304,5 +434,36 @@ fn apply(g: &Generation, b: &Batch<'_>, cursor: &mut Cursor) -> Result<bool> {
     g.index.apply(&b.index_changes());
     cursor.next_lsn += 1;
     cursor.next_slot = end_slot;
-    Ok(true)
+    Ok(Applied::Yes)
 }
+
+/// A test-only hook into [`follow`], so unit tests can make the writer act at
+/// the one instant a race needs (right after a segment was read) instead of
+/// hoping a scheduler produces it. It is compiled only into this crate's unit
+/// tests and is no part of the public API.
+#[cfg(test)]
+pub(super) mod hooks {
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnOnce(u64)>;
+
+    thread_local! {
+        static AFTER_SEGMENT_READ: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `hook` once, the next time `follow` on this thread has read a
+    /// segment's bytes, passing the segment's number.
+    pub fn once_after_segment_read(hook: impl FnOnce(u64) + 'static) {
+        AFTER_SEGMENT_READ.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+    }
+
+    pub(super) fn after_segment_read(segment: u64) {
+        // Taken out before it runs, so the hook may use the reader itself.
+        if let Some(hook) = AFTER_SEGMENT_READ.with(|h| h.borrow_mut().take()) {
+            hook(segment);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
