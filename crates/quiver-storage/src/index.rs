@@ -6,8 +6,9 @@
 //! atomically; `len` and `ids` take every read lock and so see a consistent
 //! snapshot. A shard never rehashes under its write lock: when it needs more
 //! room, a larger copy is built under an upgradable read lock (which admits
-//! readers but no other mutator) and swapped in, so a reader waits at most
-//! for one batch's inserts or one swap.
+//! readers but no other mutator) and swapped in, and the old table is freed
+//! after the write lock is released, so a reader waits at most for one
+//! batch's inserts or one pointer swap, never a rehash or a large free.
 
 use parking_lot::{RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use rustc_hash::FxHashMap;
@@ -116,6 +117,15 @@ impl Index {
     }
 
     fn grow_shard(&self, shard: usize, additional: usize) {
+        self.grow_shard_with(shard, additional, drop);
+    }
+
+    /// Grows one shard by copy-and-swap and hands the replaced table to
+    /// `retire` (which frees it) only after the shard's lock is released:
+    /// freeing a large table takes time, and readers of the shard must wait
+    /// for nothing longer than the pointer swap. Tests pass a `retire` that
+    /// observes the lock at the moment of the free.
+    fn grow_shard_with(&self, shard: usize, additional: usize, retire: impl FnOnce(Map)) {
         let lock = &self.shards[shard];
         // An upgradable read excludes every other mutator (writers and other
         // growers) but not readers, so the copy cannot miss an insert and
@@ -128,7 +138,9 @@ impl Index {
         let mut bigger = Map::with_capacity_and_hasher(need.max(map.capacity() * 2), Default::default());
         bigger.extend(map.iter().map(|(&k, &v)| (k, v)));
         let mut map = RwLockUpgradableReadGuard::upgrade(map);
-        *map = bigger;
+        let old = std::mem::replace(&mut *map, bigger);
+        drop(map);
+        retire(old);
     }
 
     /// Applies a batch of changes atomically (every touched shard is
@@ -188,6 +200,27 @@ mod tests {
         index.reserve(100_000);
         assert_eq!(index.len(), 9_999);
         assert_eq!(index.get(7), Some(7));
+    }
+
+    // Proves growth frees the old table only after the shard's write lock is
+    // released: at the moment the old table is handed over to be freed, a
+    // reader can take the shard's read lock, so readers never wait for the
+    // free of a large table (only for the pointer swap).
+    #[test]
+    fn grow_frees_the_old_table_outside_the_shard_lock() {
+        let index = Index::default();
+        let id = 7;
+        let shard = shard_of(id);
+        index.apply(&[(id, Some(70))]);
+        let mut readable_while_freeing = None;
+        index.grow_shard_with(shard, 4096, |old| {
+            assert_eq!(old.get(&id), Some(&70), "the retired table is the one that was replaced");
+            readable_while_freeing = Some(index.shards[shard].try_read().is_some());
+            drop(old);
+        });
+        assert_eq!(readable_while_freeing, Some(true), "the old table was freed under the shard's write lock");
+        assert!(index.shards[shard].read().capacity() >= 4097, "the shard grew");
+        assert_eq!(index.get(id), Some(70), "growth kept the entry");
     }
 
     // Proves duplicate ids in a snapshot are rejected.
