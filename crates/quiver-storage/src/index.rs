@@ -51,7 +51,21 @@
 //! bump `version`: a snapshot copying that shard holds its read lock, and
 //! the swap waits for it. Lock order: `apply_lock`, then shard locks in
 //! shard order; a snapshot holds at most one shard lock at a time.
+//!
+//! # Growth is fallible where it can be refused
+//!
+//! `try_reserve` (what `reserve_capacity` uses to presize) never aborts: a
+//! request whose table could not fit in this machine's physical memory is
+//! refused up front, and every table is allocated with `try_reserve`, so an
+//! allocation the allocator refuses is an error too. The up-front bound is
+//! needed as well because Linux overcommits: each shard's allocation alone
+//! may be granted, yet initialising the control bytes of all 64 would touch
+//! more memory than exists and bring the OOM killer instead of an error.
+//! Growth ahead of a batch (`reserve_for`) is best effort: a batch that is
+//! already logged must be applied, so if the table cannot be grown ahead,
+//! the inserts grow it themselves, as any Rust collection does.
 
+use std::collections::TryReserveError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
@@ -66,7 +80,24 @@ const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 /// attempt costs the reader one copy and the writers nothing.
 const OPTIMISTIC_SNAPSHOTS: u32 = 4;
 
+/// A lower bound on the memory one id costs in a presized table: a slot of
+/// 16 bytes (id and slot number) and one control byte, in a table at most
+/// 7/8 full, is 19.4 bytes; rounded down, so the bound never refuses a
+/// request that could fit.
+const TABLE_BYTES_PER_ID_AT_LEAST: u64 = 19;
+
 type Map = FxHashMap<u64, u64>;
+
+/// Why `Index::try_reserve` made no promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReserveError {
+    /// The ids the index would have had to hold (present plus requested).
+    pub requested_ids: u64,
+    /// What could be had: the ids that fit in physical memory when the
+    /// request was refused up front, or the ids the index already has room
+    /// for when the allocator refused a table.
+    pub limit_ids: u64,
+}
 
 /// One change to the index: `Some(slot)` stores, `None` removes.
 pub type Change = (u64, Option<u64>);
@@ -194,7 +225,7 @@ impl Index {
         acc
     }
 
-    /// Makes room for `additional` more ids in every shard `changes` touch,
+    /// Makes room for the ids `changes` insert, in every shard they touch,
     /// without holding any write lock during a rehash. Each shard is copied
     /// under its upgradable lock, so no shard changes between the copy and
     /// the swap whoever else is applying or reserving.
@@ -207,21 +238,37 @@ impl Index {
         }
         for (shard, &n) in incoming.iter().enumerate() {
             if n > 0 {
-                self.grow_shard(shard, n);
+                // Best effort: if the table cannot be grown ahead, the
+                // inserts grow it under the write lock (module docs).
+                let _ = self.grow_shard(shard, n);
             }
         }
     }
 
-    /// Makes room for `additional` ids spread over all shards.
-    pub fn reserve(&self, additional: usize) {
+    /// Makes room for `additional` more ids spread over all shards, or
+    /// returns an error, never aborting (see the module docs). On error some
+    /// shards may have grown; that costs memory, not correctness.
+    pub fn try_reserve(&self, additional: usize) -> Result<(), ReserveError> {
+        let requested_ids = (self.len_estimate() as u64).saturating_add(additional as u64);
+        let fits_ids = physical_memory_bytes() / TABLE_BYTES_PER_ID_AT_LEAST;
+        if requested_ids > fits_ids {
+            return Err(ReserveError { requested_ids, limit_ids: fits_ids });
+        }
+        // Below the memory bound, so far from overflowing a usize.
         let per = additional.div_ceil(SHARDS) + additional.div_ceil(SHARDS) / 8;
         for shard in 0..SHARDS {
-            self.grow_shard(shard, per);
+            self.grow_shard(shard, per).map_err(|_| ReserveError { requested_ids, limit_ids: self.capacity_ids() })?;
         }
+        Ok(())
     }
 
-    fn grow_shard(&self, shard: usize, additional: usize) {
-        self.grow_shard_with(shard, additional, drop);
+    /// The ids the index has room for without growing.
+    fn capacity_ids(&self) -> u64 {
+        self.shards.iter().map(|s| s.read().capacity() as u64).sum()
+    }
+
+    fn grow_shard(&self, shard: usize, additional: usize) -> Result<(), TryReserveError> {
+        self.grow_shard_with(shard, additional, drop)
     }
 
     /// Grows one shard by copy-and-swap and hands the replaced table to
@@ -229,22 +276,31 @@ impl Index {
     /// freeing a large table takes time, and readers of the shard must wait
     /// for nothing longer than the pointer swap. Tests pass a `retire` that
     /// observes the lock at the moment of the free.
-    fn grow_shard_with(&self, shard: usize, additional: usize, retire: impl FnOnce(Map)) {
+    fn grow_shard_with(
+        &self,
+        shard: usize,
+        additional: usize,
+        retire: impl FnOnce(Map),
+    ) -> Result<(), TryReserveError> {
         let lock = &self.shards[shard];
         // An upgradable read excludes every other mutator (writers and other
         // growers) but not readers, so the copy cannot miss an insert and
         // readers only wait for the final swap.
         let map = lock.upgradable_read();
-        let need = map.len() + additional;
+        // Saturating: an impossible size is refused by `try_reserve` below
+        // as a capacity overflow, not by an arithmetic panic here.
+        let need = map.len().saturating_add(additional);
         if need <= map.capacity() {
-            return;
+            return Ok(());
         }
-        let mut bigger = Map::with_capacity_and_hasher(need.max(map.capacity() * 2), Default::default());
+        let mut bigger = Map::default();
+        bigger.try_reserve(need.max(map.capacity().saturating_mul(2)))?;
         bigger.extend(map.iter().map(|(&k, &v)| (k, v)));
         let mut map = RwLockUpgradableReadGuard::upgrade(map);
         let old = std::mem::replace(&mut *map, bigger);
         drop(map);
         retire(old);
+        Ok(())
     }
 
     /// Applies a batch of changes atomically (every touched shard is
@@ -292,6 +348,14 @@ impl Index {
     }
 }
 
+/// This machine's physical memory, in bytes. A container's memory limit is
+/// not consulted, so this bounds what could ever fit, nothing more.
+fn physical_memory_bytes() -> u64 {
+    let info = rustix::system::sysinfo();
+    // `totalram` is a `c_ulong`, a u64 on the 64-bit Linux Quiver targets.
+    info.totalram.saturating_mul(u64::from(info.mem_unit))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -320,7 +384,7 @@ mod tests {
         assert_eq!(index.get(5), Some(20_000));
         assert_eq!(index.get(6), None);
         assert_eq!(index.len(), 9_999);
-        index.reserve(100_000);
+        index.try_reserve(100_000).expect("room for 100,000 more ids");
         assert_eq!(index.len(), 9_999);
         assert_eq!(index.get(7), Some(7));
     }
@@ -336,11 +400,13 @@ mod tests {
         let shard = shard_of(id);
         index.apply(&[(id, Some(70))]);
         let mut readable_while_freeing = None;
-        index.grow_shard_with(shard, 4096, |old| {
-            assert_eq!(old.get(&id), Some(&70), "the retired table is the one that was replaced");
-            readable_while_freeing = Some(index.shards[shard].try_read().is_some());
-            drop(old);
-        });
+        index
+            .grow_shard_with(shard, 4096, |old| {
+                assert_eq!(old.get(&id), Some(&70), "the retired table is the one that was replaced");
+                readable_while_freeing = Some(index.shards[shard].try_read().is_some());
+                drop(old);
+            })
+            .expect("room for 4096 ids");
         assert_eq!(readable_while_freeing, Some(true), "the old table was freed under the shard's write lock");
         assert!(index.shards[shard].read().capacity() >= 4097, "the shard grew");
         assert_eq!(index.get(id), Some(70), "growth kept the entry");
@@ -506,6 +572,34 @@ mod tests {
         assert_eq!(index.snapshot_stats.fallbacks.load(Ordering::Relaxed), 1);
         snapshot.sort_unstable();
         assert_eq!(snapshot, applied, "the fallback copy holds every batch applied before it");
+    }
+
+    // Proves reserving room for more ids than could fit in physical memory
+    // is an error, not an abort (the infallible presizing this replaced
+    // aborted with "memory allocation of 73014444048 bytes failed" for about
+    // 2^37 ids), that a table the allocator refuses and a size overflowing
+    // usize arithmetic are errors too, and that a refused request leaves the
+    // index working.
+    #[test]
+    fn try_reserve_refuses_what_cannot_fit() {
+        let index = Index::default();
+        index.apply(&[(1, Some(1))]);
+        let fits_ids = physical_memory_bytes() / TABLE_BYTES_PER_ID_AT_LEAST;
+        for additional in [fits_ids as usize, 1 << 37, usize::MAX] {
+            let e = index.try_reserve(additional).expect_err("more than physical memory holds");
+            assert_eq!(e, ReserveError { requested_ids: (additional as u64).saturating_add(1), limit_ids: fits_ids });
+        }
+        // Without the up-front bound (a shard's growth does not apply it),
+        // the allocator's refusal is an error too: 2^53 ids need a table
+        // larger than any 64-bit address space maps (even with 5-level page
+        // tables), so the allocation always fails.
+        let refused = index.grow_shard(0, 1 << 53).expect_err("no address space holds 2^53 ids").to_string();
+        assert!(refused.contains("allocator returned an error"), "{refused}");
+        let overflow = index.grow_shard(0, usize::MAX).expect_err("usize::MAX ids overflow").to_string();
+        assert!(overflow.contains("capacity exceeded"), "{overflow}");
+        index.try_reserve(1000).expect("a small request still fits");
+        assert_eq!(index.apply(&[(2, Some(2))]), Vec::<u64>::new());
+        assert_eq!((index.len(), index.get(1), index.get(2)), (2, Some(1), Some(2)));
     }
 
     // Proves duplicate ids in a snapshot are rejected.

@@ -158,9 +158,13 @@ impl<T: Element> VectorStore<T> {
 
     /// Reserves room for `additional` more vectors in one growth step (data
     /// file and index), so a bulk import does not grow midway.
-    pub fn reserve_capacity(&self, additional: usize) -> Result<()> {
+    ///
+    /// A reservation past the data file's limit, or one whose index could
+    /// not fit in this machine's memory, is `Error::LimitExceeded` and
+    /// changes nothing on disk.
+    pub fn reserve_capacity(&self, additional_vectors: usize) -> Result<()> {
         self.check_writable()?;
-        let additional = additional as u64;
+        let additional = additional_vectors as u64;
         let mut w = self.writer.lock();
         let end_slot = w.next_slot.checked_add(additional).ok_or_else(|| Error::LimitExceeded {
             what: "a capacity in vectors",
@@ -172,12 +176,19 @@ impl<T: Element> VectorStore<T> {
         if end_slot > max_slots {
             return Err(Error::LimitExceeded { what: "a capacity in vectors", actual: end_slot, limit: max_slots });
         }
+        // The index first: it is refused when it could not fit in memory,
+        // and a refused reservation must change nothing on disk. If the data
+        // file then cannot grow, the presized index only costs memory.
+        self.current().index.try_reserve(additional_vectors).map_err(|e| Error::LimitExceeded {
+            what: "an index capacity in vectors",
+            actual: e.requested_ids,
+            limit: e.limit_ids,
+        })?;
         let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > w.allocated_bytes {
             self.grow_locked(&mut w, needed, needed)?;
         }
         self.current().data.ensure_mapped(end_slot)?;
-        self.current().index.reserve(additional as usize);
         w.reserved_until_slot = w.reserved_until_slot.max(end_slot);
         Ok(())
     }
