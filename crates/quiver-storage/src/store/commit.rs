@@ -150,8 +150,12 @@ impl<T: Element> VectorStore<T> {
 
     /// Reserves room for `additional` more vectors in one growth step (data
     /// file and index), so a bulk import does not grow midway.
-    pub fn reserve_capacity(&self, additional: usize) -> Result<()> {
-        let additional = additional as u64;
+    ///
+    /// A reservation past the data file's limit, or one whose index could
+    /// not fit in this machine's memory, is `Error::LimitExceeded` and
+    /// changes nothing on disk.
+    pub fn reserve_capacity(&self, additional_vectors: usize) -> Result<()> {
+        let additional = additional_vectors as u64;
         let mut w = self.lock_writer()?;
         let next_slot = w.append.next_slot();
         let end_slot = next_slot.checked_add(additional).ok_or_else(|| Error::LimitExceeded {
@@ -164,12 +168,19 @@ impl<T: Element> VectorStore<T> {
         if end_slot > max_slots {
             return Err(Error::LimitExceeded { what: "a capacity in vectors", actual: end_slot, limit: max_slots });
         }
+        // The index first: it is refused when it could not fit in memory,
+        // and a refused reservation must change nothing on disk. If the data
+        // file then cannot grow, the presized index only costs memory.
+        self.current().index.try_reserve(additional_vectors).map_err(|e| Error::LimitExceeded {
+            what: "an index capacity in vectors",
+            actual: e.requested_ids,
+            limit: e.limit_ids,
+        })?;
         let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > w.append.allocated_bytes() {
             self.grow_locked(&mut w, needed, needed)?;
         }
         self.current().data.ensure_mapped(end_slot)?;
-        self.current().index.reserve(additional as usize);
         w.append.reserve_until(end_slot);
         Ok(())
     }

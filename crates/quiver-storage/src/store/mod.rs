@@ -2,8 +2,10 @@
 //! by the write path (`commit`), checkpoints (`checkpoint`) and recovery
 //! (`open`).
 //!
-//! Lock order, always: `writer` -> `commit` -> index shards. Readers take
-//! only an index shard's read lock, briefly, and never wait for I/O.
+//! Lock order, always: `writer` -> `commit` -> the index's own locks (its
+//! apply lock, then its shards; see `crate::index`). Readers take only index
+//! locks, one shard's read lock at a time (plus the apply lock when a
+//! snapshot keeps colliding with batches), briefly, and never wait for I/O.
 
 mod append;
 mod checkpoint;

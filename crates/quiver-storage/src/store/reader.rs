@@ -453,7 +453,7 @@ pub(super) mod hooks {
 
     /// Runs `hook` once, the next time `follow` on this thread has read a
     /// segment's bytes, passing the segment's number.
-    pub fn once_after_segment_read(hook: impl FnOnce(u64) + 'static) {
+    pub(crate) fn once_after_segment_read(hook: impl FnOnce(u64) + 'static) {
         AFTER_SEGMENT_READ.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
     }
 

@@ -6,9 +6,13 @@
 //! disk (seed defect 1: the seed destroyed its WAL when opened with the
 //! wrong dimension).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use quiver_storage::io::{FaultAction, IoStep};
 use quiver_storage::{Error, StoreOptions, VectorStore};
 
-use super::{assert_same_tree, names_in, refs};
+use super::{ENOSPC, assert_same_tree, data_file, injector, is_data_file, names_in, os_error, refs};
 use crate::common::{open, small, snapshot_tree, store_path, vector};
 
 // Proves that opening with the wrong dimension or element type fails with
@@ -295,4 +299,59 @@ fn reserve_capacity_overflow_is_an_error() {
         assert!(matches!(r, Err(Error::LimitExceeded { .. })), "reserve_capacity({n}): {r:?}");
     }
     s.store(1, &vector(1, 0, 4)).expect("the store still works");
+}
+
+// Proves reserve_capacity(n) for more vectors than the index could ever hold
+// in memory, though within the data file's limit (u8 vectors of dimension 1
+// are 128-byte records, so the 16 TiB file limit allows about 2^37 of them),
+// is a LimitExceeded error naming the index capacity, refused before the
+// data file is touched: no growth is attempted, the file keeps its length,
+// and the store still works, also after a reopen. Before the fix the data
+// file was grown first and the index was then presized with an infallible
+// allocation, which aborts the process when the allocator refuses it.
+#[test]
+fn reserve_capacity_beyond_memory_is_refused_before_the_file_grows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_path(&dir);
+    // Counts every data-file growth past 1 GiB, and refuses it: the
+    // reservation must be refused before any growth is tried, and a
+    // regression must not fill the shared disk with a terabyte fallocate.
+    let big_growths = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&big_growths);
+    let faults = injector(move |step| match step {
+        IoStep::Allocate { path, len, .. } if is_data_file(path) && len > 1 << 30 => {
+            seen.fetch_add(1, Ordering::SeqCst);
+            FaultAction::Fail(os_error(ENOSPC))
+        }
+        _ => FaultAction::Proceed,
+    });
+    let opts = StoreOptions::new(1);
+    let s: VectorStore<u8> = opts.clone().fault_injector(faults).open(&path).expect("open");
+    s.store(1, &[7]).expect("store");
+    let file = data_file(&path);
+    let file_bytes = || std::fs::metadata(&file).expect("the data file").len();
+    let bytes_before = file_bytes();
+    let growths_before = s.metrics().growth_events;
+
+    let record = u64::from(quiver_storage::format::record_size_bytes(1, 1));
+    let file_limit_slots =
+        (quiver_storage::limits::MAX_DATA_FILE_BYTES - quiver_storage::format::DATA_HEADER_BYTES) / record;
+    let huge = file_limit_slots - 16;
+    let r = s.reserve_capacity(huge as usize);
+    assert!(
+        matches!(r, Err(Error::LimitExceeded { what: "an index capacity in vectors", .. })),
+        "reserve_capacity({huge}): {r:?}"
+    );
+    println!("reserve_capacity({huge}): {}", r.expect_err("checked above"));
+    assert_eq!(big_growths.load(Ordering::SeqCst), 0, "the data file was grown for a refused reservation");
+    assert_eq!(file_bytes(), bytes_before, "the refused reservation changed the data file's length");
+    assert_eq!(s.metrics().growth_events, growths_before);
+
+    s.store(2, &[8]).expect("the store still takes writes");
+    s.reserve_capacity(1000).expect("a reservation that fits still works");
+    assert_eq!(s.retrieve(1), Some(vec![7]));
+    assert_eq!(s.retrieve(2), Some(vec![8]));
+    s.close().expect("close");
+    let s: VectorStore<u8> = opts.open(&path).expect("reopen");
+    assert_eq!((s.len(), s.retrieve(1), s.retrieve(2)), (2, Some(vec![7]), Some(vec![8])));
 }
