@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use quiver_storage::format::header::{DATA_MAGIC, DataFileHeader, FormatHeader, STORE_MAGIC};
-use quiver_storage::format::manifest::{MANIFEST_MAGIC, Manifest};
+use quiver_storage::format::manifest::{MANIFEST_MAGIC, MAX_LSN, MAX_SEGMENT, Manifest};
 use quiver_storage::format::record::{RECORD_MAGIC, RecordKind};
 use quiver_storage::format::snapshot::{MAX_SNAPSHOT_ENTRIES, SNAPSHOT_ENTRY_BYTES, SNAPSHOT_MAGIC, SnapshotHeader};
 use quiver_storage::format::wal_frame::{
@@ -120,6 +120,8 @@ fn code_constants() -> BTreeMap<&'static str, Value> {
         ("MAX_BATCH_BYTES", int(MAX_BATCH_BYTES)),
         ("MAX_DIMENSION", int(MAX_DIMENSION)),
         ("MAX_DATA_FILE_BYTES", int(MAX_DATA_FILE_BYTES)),
+        ("MAX_LSN", int(MAX_LSN)),
+        ("MAX_SEGMENT", int(MAX_SEGMENT)),
         ("DEFAULT_MAP_WINDOW_BYTES", int(DEFAULT_MAP_WINDOW_BYTES)),
         ("DEFAULT_INLINE_BATCH_MAX_BYTES", int(DEFAULT_INLINE_BATCH_MAX_BYTES as u64)),
         ("DEFAULT_CHECKPOINT_WAL_BYTES", int(DEFAULT_CHECKPOINT_WAL_BYTES)),
