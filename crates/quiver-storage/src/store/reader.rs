@@ -36,12 +36,13 @@ use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::StoreShape;
 use crate::format::manifest::Manifest;
-use crate::format::wal_frame::{Batch, FrameRead, SegmentHeader, decode_batch, next_frame};
+use crate::format::wal_frame::{Batch, SegmentHeader};
 use crate::format::{WAL_DIR, wal_segment_name};
 use crate::index::Index;
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
 use crate::options::StoreOptions;
+use crate::wal::frames::{FrameStep, Frames};
 
 /// Where the reader is in the writer's log.
 #[derive(Debug, Clone, Copy)]
@@ -332,30 +333,27 @@ fn follow(dir: &Path, g: &Generation, cursor: &mut Cursor) -> Result<(u64, Follo
                 _ => return Ok((applied, FollowEnd::CaughtUp)),
             }
         }
+        // `cursor.offset` is where `bytes` starts in the file, plus `at`.
+        let base = cursor.offset - at as u64;
+        let mut frames = Frames::new(&bytes, at, cursor.crc, payload_bytes);
         loop {
-            match next_frame(&bytes, at, cursor.crc) {
-                FrameRead::Frame { payload, crc, next_offset } => {
-                    // A checksum-valid frame that does not decode is damage,
-                    // not a torn write, as for the writer's recovery.
-                    let batch = decode_batch(payload, payload_bytes).map_err(|e| Error::Corrupted {
-                        path: path.clone(),
-                        offset: cursor.offset,
-                        reason: format!("a checksum-valid frame does not decode: {}", e.reason),
-                    })?;
+            let step = frames.next_step().map_err(|e| e.into_error(&path, base))?;
+            match step {
+                FrameStep::Batch(batch) => {
                     match apply(g, &batch, cursor)? {
                         Applied::Yes => applied += 1,
                         Applied::Already => {}
                         Applied::NotYet => return Ok((applied, FollowEnd::CaughtUp)),
                         Applied::Gap => return Ok((applied, FollowEnd::Lost)),
                     }
-                    cursor.offset += (next_offset - at) as u64;
-                    cursor.crc = crc;
-                    at = next_offset;
+                    frames.accept();
+                    cursor.offset = base + frames.position() as u64;
+                    cursor.crc = frames.crc();
                 }
                 // A frame the writer is still appending, or a torn tail its
                 // recovery has not cut yet: look again at the next refresh.
-                FrameRead::Invalid(_) => return Ok((applied, FollowEnd::CaughtUp)),
-                FrameRead::End => break,
+                FrameStep::Torn(_) => return Ok((applied, FollowEnd::CaughtUp)),
+                FrameStep::End => break,
             }
         }
         if !finished {

@@ -2,9 +2,11 @@
 //! a header followed by checksum-chained frames, one frame per batch.
 //!
 //! `writer` appends frames and cuts back a failed write to the last frame
-//! boundary; `reader` walks segments during recovery and stops at the first
-//! invalid frame. Neither decides what a batch means for the index.
+//! boundary; `frames` is the one walk over a segment's frames, which
+//! `reader` (recovery) and the follower share; `reader` walks segments during
+//! recovery and stops at the first invalid frame. Neither decides what a batch means for the index.
 
+pub(crate) mod frames;
 pub(crate) mod reader;
 pub(crate) mod writer;
 

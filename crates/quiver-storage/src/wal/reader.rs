@@ -8,9 +8,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+use super::frames::{FrameStep, Frames};
+use crate::error::{IoContext, Result};
 use crate::format::DecodeError;
-use crate::format::wal_frame::{Batch, FrameRead, SegmentHeader, decode_batch, next_frame};
+use crate::format::wal_frame::{Batch, SegmentHeader};
 
 /// What the caller says about a decoded batch.
 pub(crate) enum Verdict {
@@ -57,7 +58,7 @@ pub(crate) fn scan_segment(
         frames: 0,
         end_crc: 0,
     };
-    let mut crc = match SegmentHeader::decode_from(&bytes) {
+    let crc = match SegmentHeader::decode_from(&bytes) {
         Ok((h, seed)) if h.segment == expected_segment => seed,
         Ok((h, _)) => {
             end.torn = Some(DecodeError::new(16, format!("the header names segment {}", h.segment)));
@@ -68,35 +69,29 @@ pub(crate) fn scan_segment(
             return Ok(end);
         }
     };
-    let mut offset = SegmentHeader::ENCODED_LEN;
-    end.valid_bytes = offset as u64;
+    let mut frames = Frames::new(&bytes, SegmentHeader::ENCODED_LEN, crc, payload_bytes);
+    end.valid_bytes = frames.position() as u64;
     end.end_crc = crc;
     loop {
-        match next_frame(&bytes, offset, crc) {
-            FrameRead::End => return Ok(end),
-            FrameRead::Invalid(e) => {
+        let step = frames.next_step().map_err(|e| e.into_error(path, 0))?;
+        match step {
+            FrameStep::End => return Ok(end),
+            FrameStep::Torn(e) => {
                 end.torn = Some(e);
                 return Ok(end);
             }
-            FrameRead::Frame { payload, crc: frame_crc, next_offset } => {
-                let batch = decode_batch(payload, payload_bytes).map_err(|e| Error::Corrupted {
-                    path: path.to_path_buf(),
-                    offset: offset as u64,
-                    reason: format!("a checksum-valid frame does not decode: {}", e.reason),
-                })?;
-                match on_batch(&batch)? {
-                    Verdict::Accept => {}
-                    Verdict::TornHere(reason) => {
-                        end.torn = Some(DecodeError::new(offset as u64, reason));
-                        return Ok(end);
-                    }
+            FrameStep::Batch(batch) => match on_batch(&batch)? {
+                Verdict::Accept => {
+                    frames.accept();
+                    end.valid_bytes = frames.position() as u64;
+                    end.end_crc = frames.crc();
+                    end.frames += 1;
                 }
-                crc = frame_crc;
-                offset = next_offset;
-                end.valid_bytes = offset as u64;
-                end.end_crc = crc;
-                end.frames += 1;
-            }
+                Verdict::TornHere(reason) => {
+                    end.torn = Some(DecodeError::new(frames.position() as u64, reason));
+                    return Ok(end);
+                }
+            },
         }
     }
 }
