@@ -17,6 +17,7 @@ use super::VectorStore;
 use super::append::AppendState;
 use super::checkpoint::CheckpointState;
 use super::overlay::SyncOverlay;
+use super::writer_lock::WriterLock;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::record::{RecordHeader, RecordKind};
@@ -66,6 +67,18 @@ pub(crate) struct CommitState {
     pub leader_active: bool,
     /// Location batches were logged since the last data-file sync.
     pub data_dirty: bool,
+}
+
+/// A batch encoded for the data file and the WAL.
+struct EncodedBatch {
+    /// The records, back to back (the writer's reused buffer).
+    records: Vec<u8>,
+    /// The payloads for an inline frame (the writer's reused buffer).
+    payloads: Vec<u8>,
+    entries: Vec<BatchEntry>,
+    changes: Vec<Change>,
+    /// Whether the frame carries the payloads.
+    inline: bool,
 }
 
 /// One operation of a batch, after validation.
@@ -226,7 +239,8 @@ impl<T: Element> VectorStore<T> {
 
     /// Commits `ops` as one batch. `keep` filters deletes by whether the id
     /// is present (so deleting an absent id writes nothing); returns whether
-    /// anything was committed.
+    /// anything was committed. The steps (docs/FORMAT.md, "Commit"): make
+    /// room, encode, write records then the frame, publish, make visible.
     fn commit_ops(&self, ops: &[Op<'_, T>], keep: impl Fn(bool) -> bool) -> Result<bool> {
         let started = Instant::now();
         let mut w = self.lock_writer()?;
@@ -240,6 +254,39 @@ impl<T: Element> VectorStore<T> {
         {
             return Ok(false);
         }
+        let (lsn, first_slot, end_slot) = self.make_room(&mut w, ops.len() as u64)?;
+        let encoded = self.encode_batch(&mut w, ops, lsn, first_slot);
+        let result = self.write_batch(
+            &mut w,
+            lsn,
+            first_slot,
+            &encoded.records,
+            &encoded.entries,
+            encoded.inline.then_some(&encoded.payloads[..]),
+        );
+        let EncodedBatch { records, payloads, changes, inline, .. } = encoded;
+        w.record_buf = records;
+        w.payload_buf = payloads;
+        result?;
+
+        // The batch is in the log: from here on nothing may fail but a sync.
+        w.append.commit(lsn, first_slot, end_slot);
+        self.current().data.publish(end_slot);
+        assert_eq!(
+            self.current().data.committed_slots(),
+            w.append.next_slot(),
+            "the mapping publishes exactly the committed records"
+        );
+        Counters::add(&self.counters.batches_committed, 1);
+        self.make_visible(w, lsn, changes, inline)?;
+        self.counters.commit_latency.record(started.elapsed());
+        Ok(true)
+    }
+
+    /// Checks the batch's LSN and file size against their limits and grows
+    /// the file (and the mapping) so `n` more records fit. Returns the
+    /// batch's LSN and its slots `[first, end)`.
+    fn make_room(&self, w: &mut Writer, n: u64) -> Result<(u64, u64, u64)> {
         let lsn = w.append.next_lsn();
         if lsn >= crate::format::manifest::MAX_LSN {
             return Err(Error::LimitExceeded {
@@ -249,7 +296,6 @@ impl<T: Element> VectorStore<T> {
             });
         }
         let first_slot = w.append.next_slot();
-        let n = ops.len() as u64;
         let end_slot = first_slot + n;
         let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > crate::format::MAX_DATA_FILE_BYTES {
@@ -261,11 +307,16 @@ impl<T: Element> VectorStore<T> {
         }
         if needed > w.append.allocated_bytes() {
             let preferred = self.options.growth.target(w.append.allocated_bytes(), needed);
-            self.grow_locked(&mut w, needed, preferred)?;
+            self.grow_locked(w, needed, preferred)?;
         }
         self.current().data.ensure_mapped(end_slot)?;
+        Ok((lsn, first_slot, end_slot))
+    }
 
-        // Encode records and WAL entries.
+    /// Encodes the batch's records (into the writer's reused buffers), its
+    /// WAL entries and index changes, and — for a batch small enough to log
+    /// inline — its payloads for the frame.
+    fn encode_batch(&self, w: &mut Writer, ops: &[Op<'_, T>], lsn: u64, first_slot: u64) -> EncodedBatch {
         let record_size = self.current().data.record_size_bytes() as usize;
         let payload_len = self.shape.payload_bytes() as usize;
         let mut records = std::mem::take(&mut w.record_buf);
@@ -302,22 +353,15 @@ impl<T: Element> VectorStore<T> {
                 }
             }
         }
+        EncodedBatch { records, payloads, entries, changes, inline }
+    }
 
-        let result = self.write_batch(&mut w, lsn, first_slot, &records, &entries, inline.then_some(&payloads[..]));
-        w.record_buf = records;
-        w.payload_buf = payloads;
-        result?;
-
-        // The batch is in the log: from here on nothing may fail but a sync.
-        w.append.commit(lsn, first_slot, end_slot);
-        self.current().data.publish(end_slot);
-        assert_eq!(
-            self.current().data.committed_slots(),
-            w.append.next_slot(),
-            "the mapping publishes exactly the committed records"
-        );
-        Counters::add(&self.counters.batches_committed, 1);
-
+    /// Makes a logged batch visible as its durability level says: at `Sync`
+    /// after the shared fdatasync (releasing the writer lock to wait), else
+    /// at once. Then runs an automatic checkpoint if one is due; the batch is
+    /// acknowledged whatever that does (a failed checkpoint changes nothing
+    /// or poisons the store, and the next write reports it).
+    fn make_visible(&self, mut w: WriterLock<'_>, lsn: u64, changes: Vec<Change>, inline: bool) -> Result<()> {
         if self.options.durability == Durability::Sync {
             w.overlay.insert_batch(lsn, &changes);
             {
@@ -330,9 +374,6 @@ impl<T: Element> VectorStore<T> {
             drop(w);
             self.wait_durable(lsn)?;
             if checkpoint_due {
-                // The batch is durable and visible: its call must succeed. A
-                // failed checkpoint changes nothing or poisons the store, and
-                // the next write reports that.
                 self.checkpoint_if_due();
             }
         } else {
@@ -343,12 +384,10 @@ impl<T: Element> VectorStore<T> {
                 c.applied_lsn = lsn;
             }
             if w.checkpoints.due(w.wal.len_bytes()) {
-                // As above: the batch is acknowledged whatever happens here.
                 self.auto_checkpoint_locked(&mut w);
             }
         }
-        self.counters.commit_latency.record(started.elapsed());
-        Ok(true)
+        Ok(())
     }
 
     /// Writes the records, then the WAL frame. On error nothing is visible

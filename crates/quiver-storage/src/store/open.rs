@@ -294,6 +294,58 @@ fn unreachable_dup(path: &Path) -> Error {
     Error::Corrupted { path: path.into(), offset: 0, reason: "an id was rebuilt twice".into() }
 }
 
+/// A manifest whose end slot no data file could reach is damage (checked
+/// before anything sizes an allocation by it).
+fn check_end_slot_possible(dir: &Path, manifest: &Manifest, data: &DataFile) -> Result<()> {
+    let max_slots = (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / data.record_size_bytes();
+    if manifest.checkpoint_end_slot > max_slots {
+        return Err(Error::Corrupted {
+            path: dir.join(MANIFEST_FILE),
+            offset: 24,
+            reason: format!("checkpoint end slot {} is beyond any possible data file", manifest.checkpoint_end_slot),
+        });
+    }
+    Ok(())
+}
+
+/// Publishes the recovered records to the mapping. Publishing a slot past
+/// the end of the file would turn a read into SIGBUS, so a file shorter than
+/// its committed records is damage.
+fn publish_recovered(data: &DataFile, next_slot: u64) -> Result<()> {
+    let file_bytes = data.len_bytes()?;
+    if file_bytes < data.bytes_for_slots(next_slot) {
+        return Err(Error::Corrupted {
+            path: data.path().into(),
+            offset: file_bytes,
+            reason: format!("the file ends before its {next_slot} committed records"),
+        });
+    }
+    data.ensure_mapped(next_slot)?;
+    data.publish(next_slot);
+    Ok(())
+}
+
+/// The index as of the checkpoint: its snapshot, or rebuilt from the data
+/// file when the snapshot is missing or damaged (say which).
+fn load_index(dir: &Path, manifest: &Manifest, data: &DataFile) -> Result<(Index, SnapshotOutcome)> {
+    if manifest.has_snapshot {
+        match load_snapshot(dir, manifest) {
+            Ok(index) => {
+                let entries = index.len() as u64;
+                Ok((index, SnapshotOutcome::Loaded { entries }))
+            }
+            Err(reason) => Ok((rebuild_from_data(data, manifest)?, SnapshotOutcome::Rebuilt { reason })),
+        }
+    } else if manifest.checkpoint_lsn > 0 {
+        let reason = "the manifest names no snapshot".into();
+        Ok((rebuild_from_data(data, manifest)?, SnapshotOutcome::Rebuilt { reason }))
+    } else {
+        Ok((Index::default(), SnapshotOutcome::NoCheckpoint))
+    }
+}
+
+/// Recovers the store at `dir` (docs/FORMAT.md, "Recovery"): header, lock,
+/// manifest, leftovers, index, WAL replay, then the store assembled.
 fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOptions) -> Result<VectorStore<T>> {
     check_format_header(dir, shape)?;
     let lock_file = lock(io, dir)?;
@@ -307,37 +359,15 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         files_removed: Vec::new(),
     };
     let data = DataFile::open(io, dir, manifest.generation, shape, options.map_window_bytes as usize, true)?;
-    let max_slots = (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / data.record_size_bytes();
-    if manifest.checkpoint_end_slot > max_slots {
-        return Err(Error::Corrupted {
-            path: dir.join(MANIFEST_FILE),
-            offset: 24,
-            reason: format!("checkpoint end slot {} is beyond any possible data file", manifest.checkpoint_end_slot),
-        });
-    }
+    check_end_slot_possible(dir, &manifest, &data)?;
     // The manifest read above may be one whose rename is not yet durable (a
     // crash between a rename and its directory sync): make it so before
     // removing anything an older manifest would still need.
     io.sync_dir(dir).context(|| format!("syncing {}", dir.display()))?;
     remove_leftovers(io, dir, &manifest, &mut report.files_removed)?;
 
-    let index = if manifest.has_snapshot {
-        match load_snapshot(dir, &manifest) {
-            Ok(index) => {
-                report.snapshot = SnapshotOutcome::Loaded { entries: index.len() as u64 };
-                index
-            }
-            Err(reason) => {
-                report.snapshot = SnapshotOutcome::Rebuilt { reason };
-                rebuild_from_data(&data, &manifest)?
-            }
-        }
-    } else if manifest.checkpoint_lsn > 0 {
-        report.snapshot = SnapshotOutcome::Rebuilt { reason: "the manifest names no snapshot".into() };
-        rebuild_from_data(&data, &manifest)?
-    } else {
-        Index::default()
-    };
+    let (index, snapshot) = load_index(dir, &manifest, &data)?;
+    report.snapshot = snapshot;
 
     let wal = replay_wal(io, dir, &manifest, &data, &index, shape)?;
     report.wal_segments_read = wal.segments_read;
@@ -345,18 +375,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     report.torn_tail = wal.torn_tail;
     let (next_lsn, next_slot, allocated_bytes) = (wal.next_lsn, wal.next_slot, wal.allocated_bytes);
 
-    // Publishing a slot past the end of the file would turn a read into
-    // SIGBUS; a file shorter than its committed records is damage.
-    let file_bytes = data.len_bytes()?;
-    if file_bytes < data.bytes_for_slots(next_slot) {
-        return Err(Error::Corrupted {
-            path: data.path().into(),
-            offset: file_bytes,
-            reason: format!("the file ends before its {next_slot} committed records"),
-        });
-    }
-    data.ensure_mapped(next_slot)?;
-    data.publish(next_slot);
+    publish_recovered(&data, next_slot)?;
     let wal = wal.writer;
     let wal_handle = wal.sync_handle();
     let writer = Writer {

@@ -30,6 +30,9 @@ use crate::wal::list_segments;
 use crate::wal::reader::{SegmentEnd, Verdict, scan_segment};
 use crate::wal::writer::WalWriter;
 
+/// A segment's number and where its valid prefix ends.
+type NumberedEnd = (u64, SegmentEnd);
+
 /// What replay found, and the writer to continue with.
 pub(super) struct WalRecovery {
     pub next_lsn: u64,
@@ -54,7 +57,10 @@ fn holds_any_record(data: &DataFile) -> std::io::Result<bool> {
 }
 
 /// Replays the WAL of `manifest` into `index`, rewriting inline records into
-/// `data` where they are missing.
+/// `data` where they are missing. The steps (docs/FORMAT.md, "Recovery",
+/// step 7): check the manifest's segment is there, scan the segments in
+/// order, cut the torn tail, make what was replayed durable, and continue
+/// the last segment.
 pub(super) fn replay_wal(
     io: &Io,
     dir: &Path,
@@ -76,6 +82,34 @@ pub(super) fn replay_wal(
         batches: 0,
         scratch: Vec::new(),
     };
+    check_manifest_segment(&wal_dir, manifest, &segments, data)?;
+    let (ends, torn_at) = scan_segments(&wal_dir, &segments, &mut replay)?;
+    let (keep, torn_tail) = cut_torn_tail(io, &wal_dir, ends, torn_at)?;
+    if replay.batches > 0 {
+        resync_replayed(io, data, &keep)?;
+    }
+    // Continue the last segment; start one if none remains.
+    let writer = match keep.last() {
+        Some((segment, end)) => WalWriter::open_append(io, &end.path, *segment, end.valid_bytes, end.end_crc)?,
+        // Every segment from the manifest's on was removed (none existed, or
+        // each was a header-only torn creation or followed a tear): none held
+        // a frame anyone could have read, so the chain restarts at the
+        // manifest's number, which the next open then finds first.
+        None => WalWriter::create(io, &wal_dir, manifest.wal_segment)?,
+    };
+    Ok(WalRecovery {
+        next_lsn: replay.next_lsn,
+        next_slot: replay.next_slot,
+        allocated_bytes: replay.allocated_bytes,
+        batches: replay.batches,
+        segments_read: segments.len() as u64,
+        torn_tail,
+        writer,
+    })
+}
+
+/// The manifest's segment must be the first one present.
+fn check_manifest_segment(wal_dir: &Path, manifest: &Manifest, segments: &[u64], data: &DataFile) -> Result<()> {
     // A checkpoint creates and syncs its segment before the manifest names
     // it, so if that segment is gone, batches may have gone with it —
     // whatever the checkpoint covers, even nothing (`checkpoint_lsn == 0`
@@ -93,6 +127,16 @@ pub(super) fn replay_wal(
             reason: "the WAL segment the manifest names is missing".into(),
         });
     }
+    Ok(())
+}
+
+/// Scans every segment in order, applying batches through `replay`.
+/// Returns each segment's end and the index of the first torn one.
+fn scan_segments(
+    wal_dir: &Path,
+    segments: &[u64],
+    replay: &mut Replay<'_>,
+) -> Result<(Vec<NumberedEnd>, Option<usize>)> {
     let mut ends: Vec<(u64, SegmentEnd)> = Vec::new();
     let mut torn_at: Option<usize> = None;
     for (i, &segment) in segments.iter().enumerate() {
@@ -141,7 +185,18 @@ pub(super) fn replay_wal(
         }
         ends.push((segment, end));
     }
+    Ok((ends, torn_at))
+}
 
+/// Cuts the torn tail (durably, before anything is appended after it), and
+/// drops the segments after it (they hold nothing) and segments whose
+/// header never became whole. Returns the segments kept and the tail cut.
+fn cut_torn_tail(
+    io: &Io,
+    wal_dir: &Path,
+    ends: Vec<NumberedEnd>,
+    torn_at: Option<usize>,
+) -> Result<(Vec<NumberedEnd>, Option<TornTail>)> {
     // Cut the torn tail, and drop segments after it (they hold nothing) and
     // segments whose header never became whole.
     let mut torn_tail = None;
@@ -170,53 +225,37 @@ pub(super) fn replay_wal(
         keep.push((segment, end));
     }
     if removed_any {
-        io.sync_dir(&wal_dir).context(|| format!("syncing {}", wal_dir.display()))?;
+        io.sync_dir(wal_dir).context(|| format!("syncing {}", wal_dir.display()))?;
     }
+    Ok((keep, torn_tail))
+}
 
+/// Makes what was replayed durable before anything new is acknowledged.
+fn resync_replayed(io: &Io, data: &DataFile, keep: &[NumberedEnd]) -> Result<()> {
     // What was replayed may have been only in the page cache of a process
     // that crashed: make it durable before anything new is acknowledged, or
     // a later sync could make newer batches durable ahead of older ones.
     // The frames are written back first, for the reason given in
     // `Replay::apply`: a sync of pages the kernel thinks clean proves nothing.
-    if replay.batches > 0 {
-        data.sync_data().context(|| format!("syncing {}", data.path().display()))?;
-        for (_, end) in keep.iter().filter(|(_, e)| e.frames > 0) {
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&end.path)
-                .context(|| format!("opening {}", end.path.display()))?;
-            let bytes = fs::read(&end.path).context(|| format!("reading {}", end.path.display()))?;
-            let frames =
-                bytes.get(SegmentHeader::ENCODED_LEN..end.valid_bytes as usize).ok_or_else(|| Error::Corrupted {
-                    path: end.path.clone(),
-                    offset: end.valid_bytes,
-                    reason: "the segment changed during recovery".into(),
-                })?;
-            io.write_at(&file, &end.path, frames, SegmentHeader::ENCODED_LEN as u64)
-                .and_then(|()| io.sync_data(&file, &end.path))
-                .context(|| format!("rewriting and syncing {}", end.path.display()))?;
-        }
+    data.sync_data().context(|| format!("syncing {}", data.path().display()))?;
+    for (_, end) in keep.iter().filter(|(_, e)| e.frames > 0) {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&end.path)
+            .context(|| format!("opening {}", end.path.display()))?;
+        let bytes = fs::read(&end.path).context(|| format!("reading {}", end.path.display()))?;
+        let frames =
+            bytes.get(SegmentHeader::ENCODED_LEN..end.valid_bytes as usize).ok_or_else(|| Error::Corrupted {
+                path: end.path.clone(),
+                offset: end.valid_bytes,
+                reason: "the segment changed during recovery".into(),
+            })?;
+        io.write_at(&file, &end.path, frames, SegmentHeader::ENCODED_LEN as u64)
+            .and_then(|()| io.sync_data(&file, &end.path))
+            .context(|| format!("rewriting and syncing {}", end.path.display()))?;
     }
-
-    // Continue the last segment; start one if none remains.
-    let writer = match keep.last() {
-        Some((segment, end)) => WalWriter::open_append(io, &end.path, *segment, end.valid_bytes, end.end_crc)?,
-        // Every segment from the manifest's on was removed (none existed, or
-        // each was a header-only torn creation or followed a tear): none held
-        // a frame anyone could have read, so the chain restarts at the
-        // manifest's number, which the next open then finds first.
-        None => WalWriter::create(io, &wal_dir, manifest.wal_segment)?,
-    };
-    Ok(WalRecovery {
-        next_lsn: replay.next_lsn,
-        next_slot: replay.next_slot,
-        allocated_bytes: replay.allocated_bytes,
-        batches: replay.batches,
-        segments_read: segments.len() as u64,
-        torn_tail,
-        writer,
-    })
+    Ok(())
 }
 
 fn torn(end: &SegmentEnd) -> TornTail {
