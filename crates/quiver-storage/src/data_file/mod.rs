@@ -188,6 +188,26 @@ impl DataFile {
         self.map.write_records(&self.io, &self.file, &self.path, first_slot, bytes)
     }
 
+    /// Publishes `end_slot` records that an opener found committed on disk
+    /// (recovery's replayed end, a follower's checkpoint end), after checking
+    /// the file can hold them: publishing a slot past the end of the file
+    /// would turn a read of it into SIGBUS, so a shorter file, or an end no
+    /// data file could reach, is damage.
+    pub(crate) fn publish_found(&self, end_slot: u64) -> Result<()> {
+        let max_slots = (MAX_DATA_FILE_BYTES - DATA_HEADER_BYTES) / self.record_size_bytes;
+        let file_bytes = self.len_bytes()?;
+        if end_slot > max_slots || file_bytes < self.bytes_for_slots(end_slot) {
+            return Err(Error::Corrupted {
+                path: self.path.clone(),
+                offset: file_bytes,
+                reason: format!("the file ends before its {end_slot} committed records"),
+            });
+        }
+        self.ensure_mapped(end_slot)?;
+        self.publish(end_slot);
+        Ok(())
+    }
+
     /// The number of published (committed) records.
     pub(crate) fn committed_slots(&self) -> u64 {
         self.map.committed_slots()

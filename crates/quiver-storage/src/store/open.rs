@@ -308,23 +308,6 @@ fn check_end_slot_possible(dir: &Path, manifest: &Manifest, data: &DataFile) -> 
     Ok(())
 }
 
-/// Publishes the recovered records to the mapping. Publishing a slot past
-/// the end of the file would turn a read into SIGBUS, so a file shorter than
-/// its committed records is damage.
-fn publish_recovered(data: &DataFile, next_slot: u64) -> Result<()> {
-    let file_bytes = data.len_bytes()?;
-    if file_bytes < data.bytes_for_slots(next_slot) {
-        return Err(Error::Corrupted {
-            path: data.path().into(),
-            offset: file_bytes,
-            reason: format!("the file ends before its {next_slot} committed records"),
-        });
-    }
-    data.ensure_mapped(next_slot)?;
-    data.publish(next_slot);
-    Ok(())
-}
-
 /// The index as of the checkpoint: its snapshot, or rebuilt from the data
 /// file when the snapshot is missing or damaged (say which).
 fn load_index(dir: &Path, manifest: &Manifest, data: &DataFile) -> Result<(Index, SnapshotOutcome)> {
@@ -375,7 +358,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     report.torn_tail = wal.torn_tail;
     let (next_lsn, next_slot, allocated_bytes) = (wal.next_lsn, wal.next_slot, wal.allocated_bytes);
 
-    publish_recovered(&data, next_slot)?;
+    data.publish_found(next_slot)?;
     let wal = wal.writer;
     let wal_handle = wal.sync_handle();
     let writer = Writer {

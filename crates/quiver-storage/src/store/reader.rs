@@ -246,19 +246,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         };
         // As the writer's recovery does: never publish a slot past the end
         // of the file (a read of it would be SIGBUS), nor an impossible one.
-        let end = manifest.checkpoint_end_slot;
-        let max_slots =
-            (crate::format::MAX_DATA_FILE_BYTES - crate::format::DATA_HEADER_BYTES) / data.record_size_bytes();
-        let file_bytes = data.len_bytes()?;
-        if end > max_slots || file_bytes < data.bytes_for_slots(end) {
-            return Err(Error::Corrupted {
-                path: data.path().into(),
-                offset: file_bytes,
-                reason: format!("the file ends before the {end} records its checkpoint covers"),
-            });
-        }
-        data.ensure_mapped(end)?;
-        data.publish(end);
+        data.publish_found(manifest.checkpoint_end_slot)?;
         let generation = Generation { data, index };
         let mut cursor = cursor_at(&manifest);
         let (batches, followed) = follow(dir, &generation, &mut cursor)?;

@@ -17,6 +17,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use quiver_storage::io::{FaultAction, FaultInjector, IoStep};
 
@@ -38,6 +39,24 @@ impl<F: Fn(IoStep<'_>) -> FaultAction + Send + Sync> FaultInjector for FnInjecto
 /// Wraps `decide` as a fault injector for `StoreOptions::fault_injector`.
 pub(crate) fn injector(decide: impl Fn(IoStep<'_>) -> FaultAction + Send + Sync + 'static) -> Arc<dyn FaultInjector> {
     Arc::new(FnInjector(decide))
+}
+
+/// A fault injector that, once the returned flag is set, fails the first
+/// step `hits` matches with EIO and clears the flag (so it fires once per
+/// arming); every other step proceeds.
+pub(crate) fn fail_once_armed(
+    hits: impl Fn(&IoStep<'_>) -> bool + Send + Sync + 'static,
+) -> (Arc<AtomicBool>, Arc<dyn FaultInjector>) {
+    let armed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&armed);
+    let faults = injector(move |step| {
+        if hits(&step) && flag.swap(false, Ordering::SeqCst) {
+            FaultAction::Fail(os_error(EIO))
+        } else {
+            FaultAction::Proceed
+        }
+    });
+    (armed, faults)
 }
 
 /// An I/O error carrying the raw OS error `code` (5 is EIO, 28 ENOSPC).

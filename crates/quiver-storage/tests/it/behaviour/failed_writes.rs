@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use quiver_storage::io::{FaultAction, IoStep};
 use quiver_storage::{Durability, Error, VectorStore};
 
-use super::{EIO, ENOSPC, in_wal, injector, is_data_file, os_error, refs};
+use super::{EIO, ENOSPC, fail_once_armed, in_wal, injector, is_data_file, os_error, refs};
 use crate::common::{open, small, store_path, vector};
 
 const LEVELS: [Durability; 3] = [Durability::Sync, Durability::Buffered, Durability::Deferred];
@@ -21,14 +21,7 @@ const LEVELS: [Durability; 3] = [Durability::Sync, Durability::Buffered, Durabil
 fn failed_write_stays_gone(level: Durability, target: fn(&std::path::Path) -> bool, what: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = store_path(&dir);
-    let fail_next = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&fail_next);
-    let faults = injector(move |step| match step {
-        IoStep::Write { path, .. } if target(path) && flag.swap(false, Ordering::SeqCst) => {
-            FaultAction::Fail(os_error(EIO))
-        }
-        _ => FaultAction::Proceed,
-    });
+    let (fail_next, faults) = fail_once_armed(move |step| matches!(step, IoStep::Write { path, .. } if target(path)));
     let opts = small(4).durability(level);
     {
         let s = open(&path, &opts.clone().fault_injector(faults));
@@ -369,21 +362,10 @@ fn failed_manifest_replace_or_checkpoint_data_sync_poisons() {
     for case in ["manifest rename", "checkpoint data sync"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = store_path(&dir);
-        let armed = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&armed);
-        let faults = injector(move |step| {
-            let hit = match step {
-                IoStep::Rename { to, .. } if case == "manifest rename" => {
-                    to.file_name().is_some_and(|n| n == "MANIFEST")
-                }
-                IoStep::SyncData { path } if case == "checkpoint data sync" => is_data_file(path),
-                _ => false,
-            };
-            if hit && flag.swap(false, Ordering::SeqCst) {
-                FaultAction::Fail(os_error(EIO))
-            } else {
-                FaultAction::Proceed
-            }
+        let (armed, faults) = fail_once_armed(move |step| match step {
+            IoStep::Rename { to, .. } if case == "manifest rename" => to.file_name().is_some_and(|n| n == "MANIFEST"),
+            IoStep::SyncData { path } if case == "checkpoint data sync" => is_data_file(path),
+            _ => false,
         });
         let opts = small(4).durability(Durability::Sync);
         {

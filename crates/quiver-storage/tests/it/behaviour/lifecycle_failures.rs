@@ -7,13 +7,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use quiver_storage::format::wal_segment_name;
 use quiver_storage::io::{FaultAction, IoStep};
 use quiver_storage::{Durability, Error, VectorStore};
 
-use super::{EIO, in_wal, injector, names_in, os_error, refs};
+use super::{EIO, fail_once_armed, in_wal, injector, names_in, os_error, refs};
 use crate::common::{open, small, store_path, vector};
 
 // Proves `close()` failing at Deferred still writes the buffered frames out
@@ -23,14 +23,7 @@ use crate::common::{open, small, store_path, vector};
 fn failed_close_at_deferred_keeps_what_drop_would_have_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = store_path(&dir);
-    let armed = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&armed);
-    let faults = injector(move |step| match step {
-        IoStep::Write { path, .. } if in_wal(path) && flag.swap(false, Ordering::SeqCst) => {
-            FaultAction::Fail(os_error(EIO))
-        }
-        _ => FaultAction::Proceed,
-    });
+    let (armed, faults) = fail_once_armed(|step| matches!(step, IoStep::Write { path, .. } if in_wal(path)));
     let opts = small(4).durability(Durability::Deferred);
     let store: VectorStore<f32> = open(&path, &opts.clone().fault_injector(faults));
     let batch: Vec<(u64, Vec<f32>)> = (0..5).map(|id| (id, vector(id, 0, 4))).collect();
