@@ -27,6 +27,7 @@ pub mod format;
 #[cfg(not(feature = "testing"))]
 #[allow(unreachable_pub)]
 mod format;
+mod ids;
 mod index;
 mod inspect;
 #[cfg(feature = "testing")]

@@ -9,10 +9,12 @@
 //! - The reserved length never shrinks while records live below it, and
 //!   always covers the committed records.
 
+use crate::ids::Lsn;
+
 /// The writer's append position and reservation.
 #[derive(Debug)]
 pub(crate) struct AppendState {
-    next_lsn: u64,
+    next_lsn: Lsn,
     next_slot: u64,
     allocated_bytes: u64,
     reserved_until_slot: u64,
@@ -21,19 +23,19 @@ pub(crate) struct AppendState {
 impl AppendState {
     /// The state recovery found: the next LSN and slot after the last batch
     /// replayed, and the data file's length.
-    pub(crate) fn recovered(next_lsn: u64, next_slot: u64, allocated_bytes: u64) -> Self {
-        assert!(next_lsn >= 1, "LSN 0 is the empty store's checkpoint; batches start at 1");
+    pub(crate) fn recovered(next_lsn: Lsn, next_slot: u64, allocated_bytes: u64) -> Self {
+        assert!(next_lsn > Lsn::ZERO, "LSN 0 is the empty store's checkpoint; batches start at 1");
         Self { next_lsn, next_slot, allocated_bytes, reserved_until_slot: next_slot }
     }
 
     /// The LSN the next batch gets.
-    pub(crate) fn next_lsn(&self) -> u64 {
+    pub(crate) fn next_lsn(&self) -> Lsn {
         self.next_lsn
     }
 
     /// The LSN of the last committed batch (0 before the first).
-    pub(crate) fn last_lsn(&self) -> u64 {
-        self.next_lsn - 1
+    pub(crate) fn last_lsn(&self) -> Lsn {
+        self.next_lsn.previous()
     }
 
     /// The first slot of the next batch: the committed record count.
@@ -53,11 +55,11 @@ impl AppendState {
 
     /// Records that batch `lsn`, occupying `[first_slot, end_slot)`, is in
     /// the log.
-    pub(crate) fn commit(&mut self, lsn: u64, first_slot: u64, end_slot: u64) {
+    pub(crate) fn commit(&mut self, lsn: Lsn, first_slot: u64, end_slot: u64) {
         assert_eq!(lsn, self.next_lsn, "LSNs are consecutive");
         assert_eq!(first_slot, self.next_slot, "a batch starts at the append position");
         assert!(end_slot >= first_slot, "a batch's slots ascend");
-        self.next_lsn = lsn + 1;
+        self.next_lsn = lsn.next();
         self.next_slot = end_slot;
     }
 
@@ -90,18 +92,18 @@ mod tests {
     // out of order is refused loudly rather than written.
     #[test]
     fn batches_are_consecutive() {
-        let mut a = AppendState::recovered(1, 0, 4096);
-        a.commit(1, 0, 3);
-        a.commit(2, 3, 3); // a batch of deletes of absent ids writes nothing
-        assert_eq!((a.next_lsn(), a.last_lsn(), a.next_slot()), (3, 2, 3));
-        let skipped = std::panic::catch_unwind(move || a.commit(4, 3, 4));
+        let mut a = AppendState::recovered(Lsn::from(1), 0, 4096);
+        a.commit(Lsn::from(1), 0, 3);
+        a.commit(Lsn::from(2), 3, 3); // a batch of deletes of absent ids writes nothing
+        assert_eq!((a.next_lsn().get(), a.last_lsn().get(), a.next_slot()), (3, 2, 3));
+        let skipped = std::panic::catch_unwind(move || a.commit(Lsn::from(4), 3, 4));
         assert!(skipped.is_err(), "an LSN gap must not be accepted");
     }
 
     // Proves a generation switch keeps the unused reservation.
     #[test]
     fn switch_carries_the_reservation() {
-        let mut a = AppendState::recovered(1, 10, 1 << 20);
+        let mut a = AppendState::recovered(Lsn::from(1), 10, 1 << 20);
         a.reserve_until(110);
         a.switched(4, 1 << 16);
         assert_eq!((a.next_slot(), a.reserved_slots_ahead(), a.allocated_bytes()), (4, 100, 1 << 16));

@@ -17,7 +17,8 @@ use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{MAX_SEGMENT, Manifest};
 use crate::format::snapshot::{SnapshotHeader, encode_entry};
-use crate::format::{MANIFEST_FILE, WAL_DIR, crc32, snapshot_file_name, wal_segment_name};
+use crate::format::{MANIFEST_FILE, WAL_DIR, crc32, snapshot_file_name};
+use crate::ids::{Lsn, SegmentNo};
 use crate::index::Index;
 use crate::metrics::Counters;
 use crate::wal::writer::WalWriter;
@@ -29,7 +30,7 @@ use crate::wal::writer::WalWriter;
 #[derive(Debug)]
 pub(crate) struct CheckpointState {
     manifest: Manifest,
-    obsolete_segments: Vec<u64>,
+    obsolete_segments: Vec<SegmentNo>,
     /// The configured threshold.
     every_wal_bytes: u64,
     /// The current trigger: the threshold, or past it after a failure.
@@ -67,12 +68,12 @@ impl CheckpointState {
     }
 
     /// The segments to delete now (made obsolete by the previous checkpoint).
-    pub(crate) fn take_obsolete_segments(&mut self) -> Vec<u64> {
+    pub(crate) fn take_obsolete_segments(&mut self) -> Vec<SegmentNo> {
         std::mem::take(&mut self.obsolete_segments)
     }
 
     /// The segments this checkpoint made obsolete, deleted at the next one.
-    pub(crate) fn set_obsolete_segments(&mut self, segments: Vec<u64>) {
+    pub(crate) fn set_obsolete_segments(&mut self, segments: Vec<SegmentNo>) {
         self.obsolete_segments = segments;
     }
 }
@@ -110,7 +111,7 @@ impl<T: Element> VectorStore<T> {
         let generation = g.data.generation();
         if !force
             && w.checkpoints.manifest().has_snapshot
-            && w.checkpoints.manifest().checkpoint_lsn == lsn
+            && w.checkpoints.manifest().checkpoint_lsn == lsn.get()
             && w.checkpoints.manifest().checkpoint_end_slot == end_slot
             && w.checkpoints.manifest().generation == generation
         {
@@ -120,7 +121,7 @@ impl<T: Element> VectorStore<T> {
         // 1. The snapshot. Until the manifest names it, it is just a file.
         self.write_snapshot(&g.index, generation, lsn, end_slot)?;
         drop(g);
-        let snapshot_name = snapshot_file_name(generation, lsn);
+        let snapshot_name = snapshot_file_name(generation, lsn.get());
 
         // 2. The next WAL segment, so the manifest can name where replay
         // starts. A failure here leaves the old checkpoint in force.
@@ -141,16 +142,16 @@ impl<T: Element> VectorStore<T> {
         &self,
         w: &mut Writer,
         generation: u32,
-        lsn: u64,
+        lsn: Lsn,
         end_slot: u64,
         new_wal: WalWriter,
     ) -> Result<()> {
         let manifest = Manifest {
             generation,
-            checkpoint_lsn: lsn,
+            checkpoint_lsn: lsn.get(),
             checkpoint_end_slot: end_slot,
             has_snapshot: true,
-            wal_segment: new_wal.segment(),
+            wal_segment: new_wal.segment().get(),
         };
         self.commit_manifest(&manifest)?;
         let previous = w.checkpoints.installed(manifest);
@@ -158,13 +159,13 @@ impl<T: Element> VectorStore<T> {
         w.wal = new_wal;
         *self.wal_handle.lock() = w.wal.sync_handle();
         Counters::add(&self.counters.checkpoints, 1);
-        self.remove_obsolete(w, &previous, &snapshot_file_name(generation, lsn), old_segment);
+        self.remove_obsolete(w, &previous, &snapshot_file_name(generation, lsn.get()), old_segment);
         Ok(())
     }
 
     /// Writes `snapshot-<generation>-<lsn>.qvs` (temp, fsync, rename, fsync
     /// directory). Until a manifest names it, it is just a file.
-    pub(super) fn write_snapshot(&self, index: &Index, generation: u32, lsn: u64, end_slot: u64) -> Result<()> {
+    pub(super) fn write_snapshot(&self, index: &Index, generation: u32, lsn: Lsn, end_slot: u64) -> Result<()> {
         let entries = index.entries();
         let mut bytes = vec![0u8; SnapshotHeader::ENCODED_LEN];
         bytes.reserve(entries.len() * 16);
@@ -173,7 +174,7 @@ impl<T: Element> VectorStore<T> {
         }
         let header = SnapshotHeader {
             generation,
-            lsn,
+            lsn: lsn.get(),
             end_slot,
             entry_count: entries.len() as u64,
             entries_crc: crc32(0, &bytes[SnapshotHeader::ENCODED_LEN..]),
@@ -181,7 +182,7 @@ impl<T: Element> VectorStore<T> {
         let head: &mut [u8; SnapshotHeader::ENCODED_LEN] =
             (&mut bytes[..SnapshotHeader::ENCODED_LEN]).try_into().expect("64 bytes");
         header.encode_into(head);
-        let name = snapshot_file_name(generation, lsn);
+        let name = snapshot_file_name(generation, lsn.get());
         self.io
             .replace_file_atomically(&self.dir, &name, &bytes)
             .context(|| format!("writing the snapshot {}", self.dir.join(&name).display()))
@@ -190,10 +191,12 @@ impl<T: Element> VectorStore<T> {
     /// Creates and syncs the segment after the current one.
     pub(super) fn start_segment(&self, w: &Writer) -> Result<WalWriter> {
         let wal_dir = self.dir.join(WAL_DIR);
-        let next_segment = w.wal.segment().checked_add(1).filter(|&s| s <= MAX_SEGMENT).ok_or_else(|| {
-            Error::LimitExceeded { what: "a WAL segment number", actual: w.wal.segment(), limit: MAX_SEGMENT }
+        let next_segment = w.wal.segment().next().ok_or_else(|| Error::LimitExceeded {
+            what: "a WAL segment number",
+            actual: w.wal.segment().get(),
+            limit: MAX_SEGMENT,
         })?;
-        let path = wal_dir.join(wal_segment_name(next_segment));
+        let path = wal_dir.join(next_segment.file_name());
         // A segment past the current one is a leftover of a rotation that
         // failed and could not even remove what it created: no manifest
         // names it and no frame was logged in it. Without removing it, every
@@ -222,7 +225,13 @@ impl<T: Element> VectorStore<T> {
     /// Removes the previous snapshot and the WAL segments made obsolete by
     /// the checkpoint before last (the grace period for followers). Nothing
     /// depends on it; failures are retried by the next checkpoint or open.
-    pub(super) fn remove_obsolete(&self, w: &mut Writer, previous: &Manifest, keep_snapshot: &str, old_segment: u64) {
+    pub(super) fn remove_obsolete(
+        &self,
+        w: &mut Writer,
+        previous: &Manifest,
+        keep_snapshot: &str,
+        old_segment: SegmentNo,
+    ) {
         let wal_dir = self.dir.join(WAL_DIR);
         if previous.has_snapshot {
             let old = snapshot_file_name(previous.generation, previous.checkpoint_lsn);
@@ -231,7 +240,7 @@ impl<T: Element> VectorStore<T> {
             }
         }
         for segment in w.checkpoints.take_obsolete_segments() {
-            let _ = self.io.remove_file(&wal_dir.join(wal_segment_name(segment)));
+            let _ = self.io.remove_file(&wal_dir.join(segment.file_name()));
         }
         let now_obsolete =
             crate::wal::list_segments(&wal_dir).unwrap_or_default().into_iter().filter(|&s| s <= old_segment).collect();

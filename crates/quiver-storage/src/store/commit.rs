@@ -24,6 +24,7 @@ use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::wal_frame::{
     BATCH_ENTRY_BYTES, BATCH_HEADER_BYTES, BatchEntry, MAX_BATCH_VECTORS, MAX_FRAME_PAYLOAD_BYTES,
 };
+use crate::ids::Lsn;
 use crate::index::Change;
 use crate::metrics::Counters;
 use crate::options::Durability;
@@ -52,7 +53,7 @@ pub(crate) struct Writer {
 /// A batch logged at `Sync` and waiting for its sync to become visible.
 #[derive(Debug)]
 pub(crate) struct PendingBatch {
-    pub lsn: u64,
+    pub lsn: Lsn,
     pub changes: Vec<Change>,
 }
 
@@ -60,9 +61,9 @@ pub(crate) struct PendingBatch {
 #[derive(Debug, Default)]
 pub(crate) struct CommitState {
     /// Highest LSN whose frame is in the WAL file.
-    pub written_lsn: u64,
+    pub written_lsn: Lsn,
     /// Highest LSN synced and applied.
-    pub applied_lsn: u64,
+    pub applied_lsn: Lsn,
     pub pending: VecDeque<PendingBatch>,
     pub leader_active: bool,
     /// Location batches were logged since the last data-file sync.
@@ -286,12 +287,12 @@ impl<T: Element> VectorStore<T> {
     /// Checks the batch's LSN and file size against their limits and grows
     /// the file (and the mapping) so `n` more records fit. Returns the
     /// batch's LSN and its slots `[first, end)`.
-    fn make_room(&self, w: &mut Writer, n: u64) -> Result<(u64, u64, u64)> {
+    fn make_room(&self, w: &mut Writer, n: u64) -> Result<(Lsn, u64, u64)> {
         let lsn = w.append.next_lsn();
-        if lsn >= crate::format::manifest::MAX_LSN {
+        if lsn.get() >= crate::format::manifest::MAX_LSN {
             return Err(Error::LimitExceeded {
                 what: "a commit sequence number",
-                actual: lsn,
+                actual: lsn.get(),
                 limit: crate::format::manifest::MAX_LSN,
             });
         }
@@ -316,7 +317,7 @@ impl<T: Element> VectorStore<T> {
     /// Encodes the batch's records (into the writer's reused buffers), its
     /// WAL entries and index changes, and — for a batch small enough to log
     /// inline — its payloads for the frame.
-    fn encode_batch(&self, w: &mut Writer, ops: &[Op<'_, T>], lsn: u64, first_slot: u64) -> EncodedBatch {
+    fn encode_batch(&self, w: &mut Writer, ops: &[Op<'_, T>], lsn: Lsn, first_slot: u64) -> EncodedBatch {
         let record_size = self.current().data.record_size_bytes() as usize;
         let payload_len = self.shape.payload_bytes() as usize;
         let mut records = std::mem::take(&mut w.record_buf);
@@ -332,7 +333,7 @@ impl<T: Element> VectorStore<T> {
                 Op::Put(id, v) => (*id, RecordKind::Put, bytemuck::cast_slice(v)),
                 Op::Delete(id) => (*id, RecordKind::Tombstone, &[]),
             };
-            let header = RecordHeader::new(kind, id, lsn, bytes);
+            let header = RecordHeader::new(kind, id, lsn.get(), bytes);
             let head: &mut [u8; RecordHeader::ENCODED_LEN] =
                 (&mut rec[..RecordHeader::ENCODED_LEN]).try_into().expect("64-byte header");
             header.encode_into(head);
@@ -361,7 +362,7 @@ impl<T: Element> VectorStore<T> {
     /// at once. Then runs an automatic checkpoint if one is due; the batch is
     /// acknowledged whatever that does (a failed checkpoint changes nothing
     /// or poisons the store, and the next write reports it).
-    fn make_visible(&self, mut w: WriterLock<'_>, lsn: u64, changes: Vec<Change>, inline: bool) -> Result<()> {
+    fn make_visible(&self, mut w: WriterLock<'_>, lsn: Lsn, changes: Vec<Change>, inline: bool) -> Result<()> {
         if self.options.durability == Durability::Sync {
             w.overlay.insert_batch(lsn, &changes);
             {
@@ -395,7 +396,7 @@ impl<T: Element> VectorStore<T> {
     fn write_batch(
         &self,
         w: &mut Writer,
-        lsn: u64,
+        lsn: Lsn,
         first_slot: u64,
         records: &[u8],
         entries: &[BatchEntry],
@@ -445,7 +446,7 @@ impl<T: Element> VectorStore<T> {
     /// The poison check is made under the commit lock on every turn of the
     /// loop, so a thread never leads a sync after another leader's failed:
     /// a failed leader poisons the store before it gives up `leader_active`.
-    pub(super) fn wait_durable(&self, lsn: u64) -> Result<()> {
+    pub(super) fn wait_durable(&self, lsn: Lsn) -> Result<()> {
         let mut c = self.commit.lock();
         loop {
             if c.applied_lsn >= lsn {

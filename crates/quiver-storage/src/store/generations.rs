@@ -361,7 +361,7 @@ impl<T: Element> VectorStore<T> {
             let lsn = w.append.last_lsn();
             self.write_snapshot(&index, next.generation, lsn, next.next_slot)?;
             let wal = self.start_segment(w).inspect_err(|_| {
-                let _ = self.io.remove_file(&self.dir.join(snapshot_file_name(next.generation, lsn)));
+                let _ = self.io.remove_file(&self.dir.join(snapshot_file_name(next.generation, lsn.get())));
             })?;
             Ok((index, caught_up, wal))
         })();

@@ -31,6 +31,7 @@ use crate::format::header::{FormatHeader, StoreShape};
 use crate::format::manifest::Manifest;
 use crate::format::snapshot::{SnapshotHeader, entries};
 use crate::format::{HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name};
+use crate::ids::Lsn;
 use crate::index::Index;
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
@@ -363,13 +364,13 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     let wal_handle = wal.sync_handle();
     let writer = Writer {
         wal,
-        append: AppendState::recovered(next_lsn, next_slot, allocated_bytes),
+        append: AppendState::recovered(Lsn::from(next_lsn), next_slot, allocated_bytes),
         checkpoints: CheckpointState::new(manifest, options.checkpoint_wal_bytes),
         overlay: SyncOverlay::default(),
         record_buf: Vec::new(),
         payload_buf: Vec::new(),
     };
-    let applied = next_lsn - 1;
+    let applied = Lsn::from(next_lsn).previous();
     let store = VectorStore {
         dir: dir.to_path_buf(),
         shape,

@@ -7,19 +7,21 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::ids::Lsn;
+
 /// `id -> (lsn of its batch, slot or None for a delete)` for batches not yet
 /// applied to the index.
 #[derive(Debug, Default)]
 pub(crate) struct SyncOverlay {
-    entries: FxHashMap<u64, (u64, Option<u64>)>,
-    max_lsn: u64,
+    entries: FxHashMap<u64, (Lsn, Option<u64>)>,
+    max_lsn: Lsn,
     /// Size after the last sweep.
     swept_len: usize,
 }
 
 impl SyncOverlay {
     /// Records batch `lsn`'s changes as logged but not yet visible.
-    pub(crate) fn insert_batch(&mut self, lsn: u64, changes: &[(u64, Option<u64>)]) {
+    pub(crate) fn insert_batch(&mut self, lsn: Lsn, changes: &[(u64, Option<u64>)]) {
         for &(id, slot) in changes {
             self.entries.insert(id, (lsn, slot));
         }
@@ -40,7 +42,7 @@ impl SyncOverlay {
     /// Drops entries of batches up to `applied_lsn`, which the index now
     /// holds: all at once when nothing is pending, else in a sweep whenever
     /// the overlay has doubled since the last one.
-    pub(crate) fn sweep(&mut self, applied_lsn: u64) {
+    pub(crate) fn sweep(&mut self, applied_lsn: Lsn) {
         if self.entries.is_empty() {
             return;
         }
@@ -68,13 +70,13 @@ mod tests {
     #[test]
     fn pending_until_applied() {
         let mut o = SyncOverlay::default();
-        o.insert_batch(1, &[(7, Some(0))]);
-        o.insert_batch(2, &[(7, None), (8, Some(1))]);
+        o.insert_batch(Lsn::from(1), &[(7, Some(0))]);
+        o.insert_batch(Lsn::from(2), &[(7, None), (8, Some(1))]);
         assert_eq!(o.get(7), Some(None));
         assert_eq!(o.get(9), None);
-        o.sweep(1);
+        o.sweep(Lsn::from(1));
         assert_eq!(o.get(8), Some(Some(1)), "batch 2 is still pending");
-        o.sweep(2);
+        o.sweep(Lsn::from(2));
         assert_eq!(o.get(8), None);
         assert_eq!(o.iter().count(), 0);
     }

@@ -34,10 +34,11 @@ use super::open::{load_snapshot, rebuild_from_data};
 use crate::data_file::DataFile;
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
+use crate::format::WAL_DIR;
 use crate::format::header::StoreShape;
 use crate::format::manifest::Manifest;
 use crate::format::wal_frame::{Batch, SegmentHeader};
-use crate::format::{WAL_DIR, wal_segment_name};
+use crate::ids::SegmentNo;
 use crate::index::Index;
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
@@ -48,7 +49,7 @@ use crate::wal::frames::{FrameStep, Frames};
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
     generation: u32,
-    segment: u64,
+    segment: SegmentNo,
     /// Offset of the next frame; 0 before the segment header was read.
     offset: u64,
     crc: u32,
@@ -266,7 +267,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
 fn cursor_at(m: &Manifest) -> Cursor {
     Cursor {
         generation: m.generation,
-        segment: m.wal_segment,
+        segment: SegmentNo::from(m.wal_segment),
         offset: 0,
         crc: 0,
         next_lsn: m.checkpoint_lsn + 1,
@@ -295,24 +296,27 @@ fn follow(dir: &Path, g: &Generation, cursor: &mut Cursor) -> Result<(u64, Follo
     let payload_bytes = g.data.payload_bytes();
     let mut applied = 0;
     loop {
-        let path = wal_dir.join(wal_segment_name(cursor.segment));
-        let next = wal_dir.join(wal_segment_name(cursor.segment + 1));
+        let path = wal_dir.join(cursor.segment.file_name());
+        // Past the last possible segment number there is no next one: the
+        // writer refuses to rotate there, so this segment is never finished.
+        let next_segment = cursor.segment.next();
+        let next = next_segment.map(|n| wal_dir.join(n.file_name()));
         // The writer creates segment N+1 only after every frame of N is in
         // the file, so N is finished if N+1 existed *before* N is read.
         // Checked after the read instead, N+1 may have appeared after frames
         // that the read missed were appended to N, and moving on would skip
         // them.
-        let finished = segment_exists(&next)?;
+        let finished = segment_exists(next.as_deref())?;
         let Some(bytes) = read_from(&path, cursor.offset)? else {
             return Ok((applied, FollowEnd::Lost));
         };
         #[cfg(test)]
-        hooks::after_segment_read(cursor.segment);
+        hooks::after_segment_read(cursor.segment.get());
         // `bytes` starts at `cursor.offset`; `at` is the position in it.
         let mut at = 0;
         if cursor.offset == 0 {
             match SegmentHeader::decode_from(&bytes) {
-                Ok((h, seed)) if h.segment == cursor.segment => {
+                Ok((h, seed)) if h.segment == cursor.segment.get() => {
                     at = SegmentHeader::ENCODED_LEN;
                     cursor.offset = at as u64;
                     cursor.crc = seed;
@@ -345,19 +349,22 @@ fn follow(dir: &Path, g: &Generation, cursor: &mut Cursor) -> Result<(u64, Follo
             }
         }
         if !finished {
-            if !segment_exists(&next)? {
+            if !segment_exists(next.as_deref())? {
                 return Ok((applied, FollowEnd::CaughtUp));
             }
             // N+1 appeared while N was being read: N's end is final now, so
             // read it once more from the cursor before moving on.
             continue;
         }
-        cursor.segment += 1;
+        cursor.segment = next_segment.expect("a finished segment has a successor");
         cursor.offset = 0;
     }
 }
 
-fn segment_exists(path: &Path) -> Result<bool> {
+/// Whether the segment at `path` exists (`None`: there can be no such
+/// segment).
+fn segment_exists(path: Option<&Path>) -> Result<bool> {
+    let Some(path) = path else { return Ok(false) };
     path.try_exists().context(|| format!("looking for {}", path.display()))
 }
 

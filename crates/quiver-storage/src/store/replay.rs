@@ -23,6 +23,7 @@ use crate::format::manifest::{MAX_SEGMENT, Manifest};
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::wal_frame::{Batch, BatchEntry, SegmentHeader};
 use crate::format::{WAL_DIR, wal_segment_name};
+use crate::ids::SegmentNo;
 use crate::index::Index;
 use crate::io::Io;
 use crate::store::report::TornTail;
@@ -31,7 +32,7 @@ use crate::wal::reader::{SegmentEnd, Verdict, scan_segment};
 use crate::wal::writer::WalWriter;
 
 /// A segment's number and where its valid prefix ends.
-type NumberedEnd = (u64, SegmentEnd);
+type NumberedEnd = (SegmentNo, SegmentEnd);
 
 /// What replay found, and the writer to continue with.
 pub(super) struct WalRecovery {
@@ -70,7 +71,8 @@ pub(super) fn replay_wal(
     shape: StoreShape,
 ) -> Result<WalRecovery> {
     let wal_dir = dir.join(WAL_DIR);
-    let segments: Vec<u64> = list_segments(&wal_dir)?.into_iter().filter(|&s| s >= manifest.wal_segment).collect();
+    let first = SegmentNo::from(manifest.wal_segment);
+    let segments: Vec<SegmentNo> = list_segments(&wal_dir)?.into_iter().filter(|&s| s >= first).collect();
     let mut replay = Replay {
         data,
         index,
@@ -95,7 +97,7 @@ pub(super) fn replay_wal(
         // each was a header-only torn creation or followed a tear): none held
         // a frame anyone could have read, so the chain restarts at the
         // manifest's number, which the next open then finds first.
-        None => WalWriter::create(io, &wal_dir, manifest.wal_segment)?,
+        None => WalWriter::create(io, &wal_dir, first)?,
     };
     Ok(WalRecovery {
         next_lsn: replay.next_lsn,
@@ -109,7 +111,7 @@ pub(super) fn replay_wal(
 }
 
 /// The manifest's segment must be the first one present.
-fn check_manifest_segment(wal_dir: &Path, manifest: &Manifest, segments: &[u64], data: &DataFile) -> Result<()> {
+fn check_manifest_segment(wal_dir: &Path, manifest: &Manifest, segments: &[SegmentNo], data: &DataFile) -> Result<()> {
     // A checkpoint creates and syncs its segment before the manifest names
     // it, so if that segment is gone, batches may have gone with it —
     // whatever the checkpoint covers, even nothing (`checkpoint_lsn == 0`
@@ -120,7 +122,7 @@ fn check_manifest_segment(wal_dir: &Path, manifest: &Manifest, segments: &[u64],
         && manifest.checkpoint_lsn == 0
         && segments.is_empty()
         && !holds_any_record(data).context(|| format!("reading the first record of {}", data.path().display()))?;
-    if segments.first() != Some(&manifest.wal_segment) && !never_logged {
+    if segments.first() != Some(&SegmentNo::from(manifest.wal_segment)) && !never_logged {
         return Err(Error::Corrupted {
             path: wal_dir.join(wal_segment_name(manifest.wal_segment)),
             offset: 0,
@@ -134,33 +136,33 @@ fn check_manifest_segment(wal_dir: &Path, manifest: &Manifest, segments: &[u64],
 /// Returns each segment's end and the index of the first torn one.
 fn scan_segments(
     wal_dir: &Path,
-    segments: &[u64],
+    segments: &[SegmentNo],
     replay: &mut Replay<'_>,
 ) -> Result<(Vec<NumberedEnd>, Option<usize>)> {
-    let mut ends: Vec<(u64, SegmentEnd)> = Vec::new();
+    let mut ends: Vec<NumberedEnd> = Vec::new();
     let mut torn_at: Option<usize> = None;
     for (i, &segment) in segments.iter().enumerate() {
-        let path = wal_dir.join(wal_segment_name(segment));
-        if segment > MAX_SEGMENT {
+        let path = wal_dir.join(segment.file_name());
+        if segment.get() > MAX_SEGMENT {
             return Err(Error::Corrupted {
                 path,
                 offset: 0,
                 reason: format!("segment number {segment} is out of range"),
             });
         }
-        if i > 0 && segment != segments[i - 1] + 1 {
+        if i > 0 && Some(segment) != segments[i - 1].next() {
             return Err(Error::Corrupted {
                 path,
                 offset: 0,
-                reason: format!("WAL segment {} is missing", segments[i - 1] + 1),
+                reason: format!("WAL segment {} is missing", segments[i - 1].get() + 1),
             });
         }
         let end = if let Some(t) = torn_at {
             // After a torn frame, later segments may hold no batch.
             let torn_segment = segments[t];
-            scan_segment(&path, segment, replay.payload_bytes, |_| {
+            scan_segment(&path, segment.get(), replay.payload_bytes, |_| {
                 Err(Error::Corrupted {
-                    path: wal_dir.join(wal_segment_name(torn_segment)),
+                    path: wal_dir.join(torn_segment.file_name()),
                     offset: 0,
                     reason: format!(
                         "segment {torn_segment} has a torn frame but segment {segment} holds later batches"
@@ -168,7 +170,7 @@ fn scan_segments(
                 })
             })?
         } else {
-            scan_segment(&path, segment, replay.payload_bytes, |b| replay.apply(b))?
+            scan_segment(&path, segment.get(), replay.payload_bytes, |b| replay.apply(b))?
         };
         if end.valid_bytes == 0 && end.file_bytes > SegmentHeader::ENCODED_LEN as u64 {
             // Headers are synced before any frame is written: a damaged
@@ -201,7 +203,7 @@ fn cut_torn_tail(
     // segments whose header never became whole.
     let mut torn_tail = None;
     let mut removed_any = false;
-    let mut keep: Vec<(u64, SegmentEnd)> = Vec::new();
+    let mut keep: Vec<NumberedEnd> = Vec::new();
     for (i, (segment, end)) in ends.into_iter().enumerate() {
         let after_tear = torn_at.is_some_and(|t| i > t);
         if end.valid_bytes == 0 || after_tear {

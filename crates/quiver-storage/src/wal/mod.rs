@@ -15,15 +15,16 @@ use std::path::Path;
 
 use crate::error::{IoContext, Result};
 use crate::format::parse_wal_segment_name;
+use crate::ids::SegmentNo;
 
 /// Lists the segment numbers present in `wal_dir`, ascending. Files that are
 /// not segments are ignored (temp files are removed by recovery).
-pub(crate) fn list_segments(wal_dir: &Path) -> Result<Vec<u64>> {
+pub(crate) fn list_segments(wal_dir: &Path) -> Result<Vec<SegmentNo>> {
     let mut segments = Vec::new();
     for entry in fs::read_dir(wal_dir).context(|| format!("listing {}", wal_dir.display()))? {
         let entry = entry.context(|| format!("listing {}", wal_dir.display()))?;
         if let Some(n) = entry.file_name().to_str().and_then(parse_wal_segment_name) {
-            segments.push(n);
+            segments.push(SegmentNo::from(n));
         }
     }
     segments.sort_unstable();

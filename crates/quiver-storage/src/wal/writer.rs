@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::wal_frame::{BatchEntry, SegmentHeader, encode_batch_into};
-use crate::format::wal_segment_name;
+use crate::ids::{Lsn, SegmentNo};
 use crate::io::Io;
 
 /// Deferred frames are written out once this many bytes are buffered.
@@ -30,7 +30,7 @@ pub(crate) struct AppendError {
 #[derive(Debug)]
 pub(crate) struct WalWriter {
     io: Io,
-    segment: u64,
+    segment: SegmentNo,
     path: PathBuf,
     file: Arc<File>,
     /// Bytes in the file, always a frame boundary.
@@ -47,11 +47,11 @@ pub(crate) struct WalWriter {
 impl WalWriter {
     /// Creates segment `segment` in `wal_dir`, writes and syncs its header,
     /// and syncs the directory so the segment survives power loss.
-    pub(crate) fn create(io: &Io, wal_dir: &Path, segment: u64) -> Result<Self> {
-        let path = wal_dir.join(wal_segment_name(segment));
+    pub(crate) fn create(io: &Io, wal_dir: &Path, segment: SegmentNo) -> Result<Self> {
+        let path = wal_dir.join(segment.file_name());
         let file = io.create_file(&path).context(|| format!("creating the WAL segment {}", path.display()))?;
         let mut head = [0u8; SegmentHeader::ENCODED_LEN];
-        let seed = SegmentHeader { segment }.encode_into(&mut head);
+        let seed = SegmentHeader { segment: segment.get() }.encode_into(&mut head);
         io.write_at(&file, &path, &head, 0)
             .and_then(|()| io.sync_all(&file, &path))
             .and_then(|()| io.sync_dir(wal_dir))
@@ -72,7 +72,13 @@ impl WalWriter {
     /// Continues segment `segment` at `path`, whose valid frames end at
     /// `valid_bytes` with chain crc `end_crc` (recovery has cut anything
     /// after them).
-    pub(crate) fn open_append(io: &Io, path: &Path, segment: u64, valid_bytes: u64, end_crc: u32) -> Result<Self> {
+    pub(crate) fn open_append(
+        io: &Io,
+        path: &Path,
+        segment: SegmentNo,
+        valid_bytes: u64,
+        end_crc: u32,
+    ) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -92,7 +98,7 @@ impl WalWriter {
     }
 
     /// The segment number.
-    pub(crate) fn segment(&self) -> u64 {
+    pub(crate) fn segment(&self) -> SegmentNo {
         self.segment
     }
 
@@ -113,7 +119,7 @@ impl WalWriter {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &mut self,
-        lsn: u64,
+        lsn: Lsn,
         generation: u32,
         first_slot: u64,
         entries: &[BatchEntry],
@@ -121,8 +127,15 @@ impl WalWriter {
         defer: bool,
     ) -> Result<(), AppendError> {
         if defer {
-            self.chain_crc =
-                encode_batch_into(&mut self.buffer, self.chain_crc, lsn, generation, first_slot, entries, payloads);
+            self.chain_crc = encode_batch_into(
+                &mut self.buffer,
+                self.chain_crc,
+                lsn.get(),
+                generation,
+                first_slot,
+                entries,
+                payloads,
+            );
             if self.buffer.len() >= DEFERRED_BUFFER_BYTES {
                 self.write_buffer()?;
             }
@@ -130,7 +143,8 @@ impl WalWriter {
         }
         debug_assert!(self.buffer.is_empty(), "a non-deferred append after deferred ones");
         self.scratch.clear();
-        let crc = encode_batch_into(&mut self.scratch, self.chain_crc, lsn, generation, first_slot, entries, payloads);
+        let crc =
+            encode_batch_into(&mut self.scratch, self.chain_crc, lsn.get(), generation, first_slot, entries, payloads);
         let frame = std::mem::take(&mut self.scratch);
         let result = self.write_frames(&frame, false);
         self.scratch = frame;
