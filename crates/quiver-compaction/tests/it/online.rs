@@ -156,22 +156,29 @@ fn concurrent_writes_are_carried_over() {
 
 // Proves the background compactor compacts once garbage passes its
 // threshold, while writes go on, and stops cleanly on close.
+//
+// The threshold is exactly the garbage the deletes leave, so the compactor
+// cannot start halfway through them: a run that started early would carry
+// the later deletes over as garbage below the ratio, and nothing would ever
+// compact them (this test once failed that way on a loaded machine).
 #[test]
 fn background_compactor_reclaims_and_stops_on_close() {
     use std::time::Duration;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
     let store: VectorStore<f32> = options().open(&path).expect("open");
+    for id in 0..2000u64 {
+        store.store(id, &vector(id, 0)).expect("store");
+    }
+    let record = store.metrics().live_bytes / 2000;
+    assert!(record > 0);
     let policy = quiver_compaction::BackgroundPolicy {
         garbage_ratio: 0.5,
-        min_garbage_bytes: 1,
+        min_garbage_bytes: 1800 * record,
         check_interval: Duration::from_millis(5),
         ..Default::default()
     };
     let store = quiver_compaction::BackgroundCompactor::spawn(store, policy);
-    for id in 0..2000u64 {
-        store.store(id, &vector(id, 0)).expect("store");
-    }
     for id in 0..1800u64 {
         store.delete(id).expect("delete");
     }
