@@ -157,10 +157,11 @@ fn concurrent_writes_are_carried_over() {
 // Proves the background compactor compacts once garbage passes its
 // threshold, while writes go on, and stops cleanly on close.
 //
-// The threshold is exactly the garbage the deletes leave, so the compactor
-// cannot start halfway through them: a run that started early would carry
-// the later deletes over as garbage below the ratio, and nothing would ever
-// compact them (this test once failed that way on a loaded machine).
+// The threshold is exactly the garbage the deletes leave (each delete makes
+// two slots dead: the vector's and its tombstone's), so the compactor cannot
+// start halfway through them: a run that started early would carry the later
+// deletes over as garbage below the ratio, and nothing would ever compact
+// them (this test once failed that way on a loaded machine).
 #[test]
 fn background_compactor_reclaims_and_stops_on_close() {
     use std::time::Duration;
@@ -174,7 +175,7 @@ fn background_compactor_reclaims_and_stops_on_close() {
     assert!(record > 0);
     let policy = quiver_compaction::BackgroundPolicy {
         garbage_ratio: 0.5,
-        min_garbage_bytes: 1800 * record,
+        min_garbage_bytes: 2 * 1800 * record,
         check_interval: Duration::from_millis(5),
         ..Default::default()
     };
@@ -184,7 +185,7 @@ fn background_compactor_reclaims_and_stops_on_close() {
     }
     // Wait (bounded) for the compactor to notice.
     let mut waited = 0;
-    while store.metrics().garbage_bytes > 0 && waited < 2000 {
+    while store.metrics().garbage_bytes > 0 && waited < 10_000 {
         std::thread::sleep(Duration::from_millis(5));
         waited += 5;
     }
