@@ -105,11 +105,12 @@ fn main() {
     let path = dir.path().join("store");
     let ds = Dataset::new(count, DIM);
     let (_, store) = quiver_import(&path, &ds);
-    // Ids in slot order (the file order a scan should follow).
-    let live = store.live_records().expect("live");
-    let slot_order: Vec<u64> = live.records.iter().map(|&(id, _)| id).collect();
-    let slots: Vec<u64> = live.records.iter().map(|&(_, slot)| slot).collect();
-    let record_bytes = live.record_size_bytes;
+    // Ids in slot order (the file order a scan should follow): one import
+    // of ids 0..count, batch after batch in id order, into an empty store
+    // puts id `i` at slot `i`.
+    let slot_order: Vec<u64> = (0..count).collect();
+    let slots: Vec<u64> = slot_order.clone();
+    let record_bytes = store.metrics().live_bytes / count;
     let hash_order = store.ids();
     store.close().expect("close");
     let files = data_files(&path);

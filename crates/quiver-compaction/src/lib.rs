@@ -7,7 +7,8 @@
 //! carried over by catch-up passes, and writers pause only for the final
 //! catch-up and the durable switch (sync, snapshot, manifest rename). The
 //! byte-level steps and their order are in docs/FORMAT.md, "Generation
-//! switch"; the storage half lives in `quiver_storage::NextGeneration`.
+//! switch"; the storage half is `quiver_storage::Compaction`, a session
+//! borrowed from the store with `VectorStore::begin_compaction`.
 //!
 //! This crate decides *when* and *how much*; it never touches a file itself.
 //!
@@ -34,7 +35,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quiver_storage::{Element, NextGeneration, Result, VectorStore};
+use quiver_storage::{Element, Headroom, Result, VectorStore};
 
 pub use background::{BackgroundCompactor, BackgroundPolicy, MAX_RUNS_KEPT, Run};
 
@@ -104,30 +105,23 @@ pub fn compact<T: Element>(store: &VectorStore<T>) -> Result<CompactionStats> {
 /// stays in use and the new files are removed.
 pub fn compact_with<T: Element>(store: &VectorStore<T>, options: &CompactionOptions) -> Result<CompactionStats> {
     let started = Instant::now();
-    let live = store.live_records()?;
-    let record = live.record_size_bytes;
-    let live_count = live.records.len() as u64;
-    let headroom_slots = ((live_count as f64 * options.headroom_ratio.max(0.0)) as u64).max((64 << 10) / record);
-    let capacity = live_count + live.reserved_slots + headroom_slots;
-    let mut next = NextGeneration::create(store, &live, capacity)?;
-    let chunk = options.progress_every_records.max(1) as usize;
-    for part in live.records.chunks(chunk) {
-        next.copy_live(store, part)?;
+    let headroom = Headroom::new(options.headroom_ratio, 64 << 10);
+    let mut compaction = store.begin_compaction(headroom)?;
+    let live_count = compaction.live_records();
+    let chunk = usize::try_from(options.progress_every_records.max(1)).unwrap_or(usize::MAX);
+    while compaction.copy_live(chunk)? > 0 {
         if let Some(progress) = &options.progress {
-            progress(next.records_copied(), live_count);
+            progress(compaction.records_copied(), live_count);
         }
     }
+    // Catch-up passes without pausing writers, so the final one (under the
+    // writer lock, in `commit`) has little left to copy.
     for _ in 0..options.catch_up_passes {
-        if next.catch_up(store)? == 0 {
+        if compaction.catch_up()? == 0 {
             break;
         }
     }
-    // Flush the bulk of the new file before pausing writers.
-    next.sync()?;
-    if options.catch_up_passes > 0 {
-        next.catch_up(store)?;
-    }
-    let outcome = store.switch_to(next)?;
+    let outcome = compaction.commit()?;
     if let Some(progress) = &options.progress {
         progress(outcome.records_after, outcome.records_after);
     }
@@ -137,7 +131,7 @@ pub fn compact_with<T: Element>(store: &VectorStore<T>, options: &CompactionOpti
         dropped_records: outcome.records_before.saturating_sub(outcome.records_after),
         bytes_before: outcome.bytes_before,
         bytes_after: outcome.bytes_after,
-        bytes_copied: outcome.records_after * record,
+        bytes_copied: outcome.bytes_copied,
         duration: started.elapsed(),
         writer_pause: outcome.writer_pause,
     })

@@ -52,7 +52,7 @@ pub use options::{
 };
 pub use quiver_guard::VectorGuard;
 pub use store::{
-    LiveRecords, NextGeneration, Problem, RecoveryReport, RefreshOutcome, SnapshotOutcome, SwitchOutcome, TornTail,
+    Compaction, Headroom, Problem, RecoveryReport, RefreshOutcome, SnapshotOutcome, SwitchOutcome, TornTail,
     VectorReader, VectorStore, VerifyReport,
 };
 

@@ -10,13 +10,14 @@
 mod append;
 mod checkpoint;
 mod commit;
-mod generations;
+mod compaction;
 mod open;
 mod overlay;
 mod poison;
 mod reader;
 mod replay;
 mod report;
+mod staged_snapshot;
 mod verify;
 mod writer_lock;
 
@@ -43,7 +44,7 @@ pub use verify::{Problem, VerifyReport};
 
 pub use commit::MAX_BATCH_BYTES;
 use commit::{CommitState, Writer};
-pub use generations::{LiveRecords, NextGeneration, SwitchOutcome};
+pub use compaction::{Compaction, Headroom, SwitchOutcome};
 use poison::Poison;
 use writer_lock::{WriterGauges, WriterLock};
 
@@ -86,8 +87,8 @@ pub struct VectorStore<T: Element> {
     /// each sync (see `poison`).
     poison: Poison,
     closed: AtomicBool,
-    /// Set while a compaction's next generation exists: one at a time.
-    compacting: std::sync::Arc<AtomicBool>,
+    /// Set while a [`Compaction`] exists: one at a time.
+    compacting: AtomicBool,
     counters: Counters,
     recovery: RecoveryReport,
     _lock: File,

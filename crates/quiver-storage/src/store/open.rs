@@ -384,7 +384,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         wal_handle: Mutex::new(wal_handle),
         poison: super::poison::Poison::default(),
         closed: AtomicBool::new(false),
-        compacting: std::sync::Arc::new(AtomicBool::new(false)),
+        compacting: AtomicBool::new(false),
         counters: Counters::default(),
         recovery: report,
         _lock: lock_file,
