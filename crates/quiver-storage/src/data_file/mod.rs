@@ -19,7 +19,7 @@ use crate::format::record::RecordHeader;
 use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES, data_file_name};
 use crate::io::Io;
 use mapping::RecordMap;
-pub(crate) use scan::{NewestRecords, RecordReader, ScanEnd, scan_records};
+pub(crate) use scan::{NewestRecords, ScanEnd, read_records_into, scan_records};
 
 /// How a data file grows: set with [`crate::StoreOptions::growth`] (or its
 /// two part setters). Each step doubles the file, clamped to

@@ -39,53 +39,52 @@ pub(crate) fn scan_records(
     end_slot: u64,
     mut visit: impl FnMut(u64, Result<RecordHeader, DecodeError>) -> ControlFlow<()>,
 ) -> io::Result<ScanEnd> {
-    RecordReader::new(data).read(from_slot, end_slot, |slot, _, decoded| visit(slot, decoded))
-}
-
-/// The scan with its buffer kept between calls, for callers that read many
-/// ranges (compaction reads each run of live slots) or need each record's
-/// bytes as well as its header (compaction copies them).
-#[derive(Debug)]
-pub(crate) struct RecordReader<'d> {
-    data: &'d DataFile,
-    buf: Vec<u8>,
-}
-
-impl<'d> RecordReader<'d> {
-    /// A reader of `data` with room for one chunk.
-    pub(crate) fn new(data: &'d DataFile) -> Self {
-        let record_size = usize::try_from(data.record_size_bytes()).expect("a record size fits in usize");
-        Self { data, buf: vec![0u8; record_size * CHUNK_RECORDS as usize] }
-    }
-
-    /// Reads `[from_slot, end_slot)` like [`scan_records`], calling
-    /// `visit(slot, record_bytes, decoded)` for each record.
-    pub(crate) fn read(
-        &mut self,
-        from_slot: u64,
-        end_slot: u64,
-        mut visit: impl FnMut(u64, &[u8], Result<RecordHeader, DecodeError>) -> ControlFlow<()>,
-    ) -> io::Result<ScanEnd> {
-        let record_size = usize::try_from(self.data.record_size_bytes()).expect("a record size fits in usize");
-        let payload_bytes = self.data.payload_bytes();
-        let mut slot = from_slot;
-        while slot < end_slot {
-            let n = CHUNK_RECORDS.min(end_slot - slot);
-            let chunk = &mut self.buf[..n as usize * record_size];
-            match self.data.read_record(slot, chunk) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ScanEnd::FileEndsAt(slot)),
-                Err(e) => return Err(e),
-            }
-            for (i, rec) in chunk.chunks_exact(record_size).enumerate() {
-                if visit(slot + i as u64, rec, RecordHeader::decode_from(rec, payload_bytes)).is_break() {
-                    return Ok(ScanEnd::Stopped);
-                }
-            }
-            slot += n;
+    let mut buf = Vec::new();
+    let mut slot = from_slot;
+    while slot < end_slot {
+        let n = CHUNK_RECORDS.min(end_slot - slot);
+        buf.clear();
+        match read_records_into(data, slot, slot + n, &mut buf, &mut visit)? {
+            ScanEnd::Complete => slot += n,
+            ended => return Ok(ended),
         }
-        Ok(ScanEnd::Complete)
     }
+    Ok(ScanEnd::Complete)
+}
+
+/// Reads the records in `[from_slot, end_slot)` of `data`, in chunks of
+/// `CHUNK_RECORDS`, straight onto the end of `out` (compaction writes them
+/// from there to the next generation's file), and calls `visit(slot,
+/// decoded)` for each as [`scan_records`] does. When the scan does not
+/// complete, `out` ends with the chunk it stopped in.
+pub(crate) fn read_records_into(
+    data: &DataFile,
+    from_slot: u64,
+    end_slot: u64,
+    out: &mut Vec<u8>,
+    mut visit: impl FnMut(u64, Result<RecordHeader, DecodeError>) -> ControlFlow<()>,
+) -> io::Result<ScanEnd> {
+    let record_size = usize::try_from(data.record_size_bytes()).expect("a record size fits in usize");
+    let payload_bytes = data.payload_bytes();
+    let mut slot = from_slot;
+    while slot < end_slot {
+        let n = CHUNK_RECORDS.min(end_slot - slot);
+        let start = out.len();
+        out.resize(start + n as usize * record_size, 0);
+        let chunk = &mut out[start..];
+        match data.read_record(slot, chunk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ScanEnd::FileEndsAt(slot)),
+            Err(e) => return Err(e),
+        }
+        for (i, rec) in chunk.chunks_exact(record_size).enumerate() {
+            if visit(slot + i as u64, RecordHeader::decode_from(rec, payload_bytes)).is_break() {
+                return Ok(ScanEnd::Stopped);
+            }
+        }
+        slot += n;
+    }
+    Ok(ScanEnd::Complete)
 }
 
 /// The newest record seen for one id.

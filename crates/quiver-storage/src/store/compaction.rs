@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use super::commit::Writer;
 use super::staged_snapshot::StagedSnapshot;
 use super::{Generation, VectorStore};
-use crate::data_file::{DataFile, RecordReader, ScanEnd};
+use crate::data_file::{DataFile, ScanEnd, read_records_into};
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::data_file_name;
@@ -299,7 +299,6 @@ impl<T: Element> Compaction<'_, T> {
         let source = store.current();
         let from = self.live_copied;
         let to = from.saturating_add(max_records.max(1)).min(self.live.len());
-        let mut reader = RecordReader::new(&source.data);
         let mut i = from;
         while i < to {
             // One read per run of consecutive slots.
@@ -310,30 +309,29 @@ impl<T: Element> Compaction<'_, T> {
             let (first, end) = (self.live[i].1, self.live[j - 1].1 + 1);
             let mut failed = None;
             let live = &self.live[i..j];
-            let ended = reader
-                .read(first, end, |slot, rec, decoded| {
-                    let expected = live[(slot - first) as usize].0;
-                    match decoded {
-                        Ok(h) if h.id == expected && h.kind == RecordKind::Put => {
-                            self.pending.extend_from_slice(rec);
-                            self.pending_changes.push((h.id, Some(0)));
-                            ControlFlow::Continue(())
-                        }
-                        Ok(_) => {
-                            failed = Some(Error::Corrupted {
-                                path: source.data.path().into(),
-                                offset: source.data.slot_offset(slot),
-                                reason: "the index points at a record of another id".into(),
-                            });
-                            ControlFlow::Break(())
-                        }
-                        Err(e) => {
-                            failed = Some(e.into_error(source.data.path(), source.data.slot_offset(slot)));
-                            ControlFlow::Break(())
-                        }
+            let changes = &mut self.pending_changes;
+            let ended = read_records_into(&source.data, first, end, &mut self.pending, |slot, decoded| {
+                let expected = live[(slot - first) as usize].0;
+                match decoded {
+                    Ok(h) if h.id == expected && h.kind == RecordKind::Put => {
+                        changes.push((h.id, Some(0)));
+                        ControlFlow::Continue(())
                     }
-                })
-                .context(|| format!("reading records from {}", source.data.path().display()))?;
+                    Ok(_) => {
+                        failed = Some(Error::Corrupted {
+                            path: source.data.path().into(),
+                            offset: source.data.slot_offset(slot),
+                            reason: "the index points at a record of another id".into(),
+                        });
+                        ControlFlow::Break(())
+                    }
+                    Err(e) => {
+                        failed = Some(e.into_error(source.data.path(), source.data.slot_offset(slot)));
+                        ControlFlow::Break(())
+                    }
+                }
+            })
+            .context(|| format!("reading records from {}", source.data.path().display()))?;
             check_scan(&source.data, ended, failed)?;
             if self.pending.len() >= WRITE_CHUNK_RECORDS * source.data.record_size_bytes() as usize {
                 self.write_pending()?;
@@ -364,16 +362,15 @@ impl<T: Element> Compaction<'_, T> {
         let store = self.store;
         let source = store.current();
         let start = self.source_end_slot;
-        let mut reader = RecordReader::new(&source.data);
         let mut slot = start;
         while slot < end_slot {
             let chunk_end = end_slot.min(slot + WRITE_CHUNK_RECORDS as u64);
             let mut failed = None;
-            let ended = reader
-                .read(slot, chunk_end, |at, rec, decoded| match decoded {
+            let changes = &mut self.pending_changes;
+            let ended =
+                read_records_into(&source.data, slot, chunk_end, &mut self.pending, |at, decoded| match decoded {
                     Ok(h) => {
-                        self.pending.extend_from_slice(rec);
-                        self.pending_changes.push((h.id, (h.kind == RecordKind::Put).then_some(0)));
+                        changes.push((h.id, (h.kind == RecordKind::Put).then_some(0)));
                         ControlFlow::Continue(())
                     }
                     Err(e) => {
