@@ -222,9 +222,10 @@ impl<T: Element> VectorStore<T> {
         })
     }
 
-    /// Removes the previous snapshot and the WAL segments made obsolete by
-    /// the checkpoint before last (the grace period for followers). Nothing
-    /// depends on it; failures are retried by the next checkpoint or open.
+    /// Marks the previous snapshot and the WAL segments made obsolete by the
+    /// checkpoint before last (the grace period for followers) for removal
+    /// when the writer lock is released. Nothing depends on the removal; a
+    /// file left behind is removed by a later release or by `open`.
     pub(super) fn remove_obsolete(
         &self,
         w: &mut Writer,
@@ -236,11 +237,11 @@ impl<T: Element> VectorStore<T> {
         if previous.has_snapshot {
             let old = snapshot_file_name(previous.generation, previous.checkpoint_lsn);
             if old != keep_snapshot {
-                let _ = self.io.remove_file(&self.dir.join(old));
+                w.obsolete_files.push(self.dir.join(old));
             }
         }
         for segment in w.checkpoints.take_obsolete_segments() {
-            let _ = self.io.remove_file(&wal_dir.join(segment.file_name()));
+            w.obsolete_files.push(wal_dir.join(segment.file_name()));
         }
         let now_obsolete =
             crate::wal::list_segments(&wal_dir).unwrap_or_default().into_iter().filter(|&s| s <= old_segment).collect();

@@ -48,6 +48,9 @@ pub(crate) struct Writer {
     /// Encoding buffers, kept between commits to avoid reallocating.
     pub(crate) record_buf: Vec<u8>,
     pub(crate) payload_buf: Vec<u8>,
+    /// Files no manifest needs any more (an old snapshot, WAL segments past
+    /// their grace period), removed when the writer lock is released.
+    pub(crate) obsolete_files: Vec<std::path::PathBuf>,
 }
 
 /// A batch logged at `Sync` and waiting for its sync to become visible.

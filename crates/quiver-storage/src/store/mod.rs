@@ -284,7 +284,7 @@ impl<T: Element> VectorStore<T> {
     /// Takes the writer lock without checking poison: for work that must
     /// run on a poisoned store too (Drop's best effort, reading state).
     fn lock_writer_unchecked(&self) -> WriterLock<'_> {
-        WriterLock::new(self.writer.lock(), &self.gauges)
+        WriterLock::new(self.writer.lock(), &self.gauges, &self.io)
     }
 
     /// Poisons the store (the first failure is kept for messages) and wakes

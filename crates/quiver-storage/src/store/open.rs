@@ -369,6 +369,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         overlay: SyncOverlay::default(),
         record_buf: Vec::new(),
         payload_buf: Vec::new(),
+        obsolete_files: Vec::new(),
     };
     let applied = Lsn::from(next_lsn).previous();
     let store = VectorStore {

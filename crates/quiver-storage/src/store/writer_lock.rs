@@ -1,18 +1,26 @@
 //! The writer lock as a guard type: taking it (through
 //! `VectorStore::lock_writer`) checks that the store may still write, and
-//! releasing it publishes the writer's sizes for `metrics()`.
+//! releasing it publishes the writer's sizes for `metrics()` and then
+//! removes the files a checkpoint made obsolete.
 //!
 //! Publishing on release is what lets `metrics()` read the file, WAL and
 //! slot counts without the writer lock, so it never waits behind a
 //! checkpoint's or a growth step's syncs, and it sees the values as of the
 //! last release: never a half-done commit.
+//!
+//! Removing obsolete files after the release keeps unlinks — whose cost
+//! grows with the file on most filesystems — out of every writer's pause: a
+//! checkpoint or a compaction's switch only decides, under the lock, which
+//! files no manifest needs any more (`Writer::obsolete_files`).
 
 use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::MutexGuard;
 
 use super::commit::Writer;
+use crate::io::Io;
 
 /// The writer's sizes as of the last release of its lock.
 #[derive(Debug, Default)]
@@ -50,33 +58,44 @@ impl WriterGauges {
 
 /// The held writer lock. Derefs to the [`Writer`] state it guards.
 pub(crate) struct WriterLock<'a> {
-    guard: MutexGuard<'a, Writer>,
+    /// `Some` until the release, which drops it before removing files.
+    guard: Option<MutexGuard<'a, Writer>>,
     gauges: &'a WriterGauges,
+    io: &'a Io,
 }
 
 impl<'a> WriterLock<'a> {
-    /// Wraps a guard of the writer mutex; the gauges are published when the
-    /// returned lock is released.
-    pub(crate) fn new(guard: MutexGuard<'a, Writer>, gauges: &'a WriterGauges) -> Self {
-        Self { guard, gauges }
+    /// Wraps a guard of the writer mutex; the gauges are published, and the
+    /// obsolete files removed through `io`, when the returned lock is
+    /// released.
+    pub(crate) fn new(guard: MutexGuard<'a, Writer>, gauges: &'a WriterGauges, io: &'a Io) -> Self {
+        Self { guard: Some(guard), gauges, io }
     }
 }
 
 impl Deref for WriterLock<'_> {
     type Target = Writer;
     fn deref(&self) -> &Writer {
-        &self.guard
+        self.guard.as_ref().expect("held until the release")
     }
 }
 
 impl DerefMut for WriterLock<'_> {
     fn deref_mut(&mut self) -> &mut Writer {
-        &mut self.guard
+        self.guard.as_mut().expect("held until the release")
     }
 }
 
 impl Drop for WriterLock<'_> {
     fn drop(&mut self) {
-        self.gauges.publish(&self.guard);
+        let Some(mut guard) = self.guard.take() else { return };
+        self.gauges.publish(&guard);
+        let obsolete: Vec<PathBuf> = std::mem::take(&mut guard.obsolete_files);
+        drop(guard);
+        // Nothing depends on these removals: a file left behind is removed
+        // by a later release or by the next `open`.
+        for path in obsolete {
+            let _ = self.io.remove_file(&path);
+        }
     }
 }
