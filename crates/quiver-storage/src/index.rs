@@ -71,6 +71,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use rustc_hash::FxHashMap;
 
+use crate::ids::Slot;
+
 /// Number of shards (a power of two).
 pub(crate) const SHARDS: usize = 64;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
@@ -86,7 +88,7 @@ const OPTIMISTIC_SNAPSHOTS: u32 = 4;
 /// request that could fit.
 const TABLE_BYTES_PER_ID_AT_LEAST: u64 = 19;
 
-type Map = FxHashMap<u64, u64>;
+type Map = FxHashMap<u64, Slot>;
 
 /// Why `Index::try_reserve` made no promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +102,7 @@ pub(crate) struct ReserveError {
 }
 
 /// One change to the index: `Some(slot)` stores, `None` removes.
-pub(crate) type Change = (u64, Option<u64>);
+pub(crate) type Change = (u64, Option<Slot>);
 
 /// The id -> slot map.
 #[derive(Debug)]
@@ -151,7 +153,7 @@ impl Index {
 
     /// The slot of `id`.
     #[inline]
-    pub(crate) fn get(&self, id: u64) -> Option<u64> {
+    pub(crate) fn get(&self, id: u64) -> Option<Slot> {
         self.shards[shard_of(id)].read().get(&id).copied()
     }
 
@@ -177,7 +179,7 @@ impl Index {
     }
 
     /// All `(id, slot)` pairs, as one consistent snapshot.
-    pub(crate) fn entries(&self) -> Vec<(u64, u64)> {
+    pub(crate) fn entries(&self) -> Vec<(u64, Slot)> {
         let hint = self.len_estimate();
         self.snapshot(|| Vec::with_capacity(hint), |out, _, map| out.extend(map.iter().map(|(&i, &s)| (i, s))))
     }
@@ -306,7 +308,7 @@ impl Index {
     /// Applies a batch of changes atomically (every touched shard is
     /// write-locked, in shard order, while the batch is applied). Returns
     /// the slots the batch displaced, for garbage accounting.
-    pub(crate) fn apply(&self, changes: &[Change]) -> Vec<u64> {
+    pub(crate) fn apply(&self, changes: &[Change]) -> Vec<Slot> {
         let _one_batch_at_a_time = self.apply_lock.lock();
         self.reserve_for(changes);
         let mut touched = [false; SHARDS];
@@ -334,7 +336,7 @@ impl Index {
     }
 
     /// Builds an index from `(id, slot)` pairs, rejecting duplicate ids.
-    pub(crate) fn from_entries(entries: impl ExactSizeIterator<Item = (u64, u64)>) -> Result<Self, u64> {
+    pub(crate) fn from_entries(entries: impl ExactSizeIterator<Item = (u64, Slot)>) -> Result<Self, u64> {
         let index = Self::with_capacity(entries.len());
         {
             let mut guards: Vec<_> = index.shards.iter().map(|s| s.write()).collect();
@@ -377,16 +379,16 @@ mod tests {
     #[test]
     fn apply_and_grow() {
         let index = Index::default();
-        let changes: Vec<Change> = (0..10_000u64).map(|i| (i, Some(i))).collect();
+        let changes: Vec<Change> = (0..10_000u64).map(|i| (i, Some(i.into()))).collect();
         assert!(index.apply(&changes).is_empty());
         assert_eq!(index.len(), 10_000);
-        assert_eq!(index.apply(&[(5, Some(20_000)), (6, None), (999_999, None)]), vec![5, 6]);
-        assert_eq!(index.get(5), Some(20_000));
+        assert_eq!(index.apply(&[(5, Some(20_000.into())), (6, None), (999_999, None)]), [5, 6].map(Slot::from));
+        assert_eq!(index.get(5), Some(20_000.into()));
         assert_eq!(index.get(6), None);
         assert_eq!(index.len(), 9_999);
         index.try_reserve(100_000).expect("room for 100,000 more ids");
         assert_eq!(index.len(), 9_999);
-        assert_eq!(index.get(7), Some(7));
+        assert_eq!(index.get(7), Some(7.into()));
     }
 
     // Proves growth frees the old table only after the shard's write lock is
@@ -398,18 +400,18 @@ mod tests {
         let index = Index::default();
         let id = 7;
         let shard = shard_of(id);
-        index.apply(&[(id, Some(70))]);
+        index.apply(&[(id, Some(70.into()))]);
         let mut readable_while_freeing = None;
         index
             .grow_shard_with(shard, 4096, |old| {
-                assert_eq!(old.get(&id), Some(&70), "the retired table is the one that was replaced");
+                assert_eq!(old.get(&id), Some(&70.into()), "the retired table is the one that was replaced");
                 readable_while_freeing = Some(index.shards[shard].try_read().is_some());
                 drop(old);
             })
             .expect("room for 4096 ids");
         assert_eq!(readable_while_freeing, Some(true), "the old table was freed under the shard's write lock");
         assert!(index.shards[shard].read().capacity() >= 4097, "the shard grew");
-        assert_eq!(index.get(id), Some(70), "growth kept the entry");
+        assert_eq!(index.get(id), Some(70.into()), "growth kept the entry");
     }
 
     // Proves a snapshot in progress does not hold up a writer: while a
@@ -422,7 +424,7 @@ mod tests {
         let index = Index::default();
         let a = (0..).find(|&id| shard_of(id) > 0).expect("some id is past shard 0");
         let b = (0..).find(|&id| shard_of(id) < shard_of(a)).expect("some id is in an earlier shard");
-        index.apply(&[(a, Some(10))]);
+        index.apply(&[(a, Some(10.into()))]);
         let visits_of_a = AtomicUsize::new(0);
         let (index, visits) = (&index, &visits_of_a);
         let mut ids = std::thread::scope(|scope| {
@@ -446,7 +448,7 @@ mod tests {
                 index.shards[shard_of(b)].try_write().is_some(),
                 "a snapshot in progress holds the lock of a shard it is not copying, so a writer would wait"
             );
-            assert!(index.apply(&[(b, Some(20))]).is_empty());
+            assert!(index.apply(&[(b, Some(20.into()))]).is_empty());
             go_tx.send(()).expect("the snapshot is waiting");
             snapshot.join().expect("the snapshot thread")
         });
@@ -473,7 +475,7 @@ mod tests {
         const ROUNDS_PER_READER: u32 = 300;
         const PAIRS_PER_BATCH: usize = 4;
         let index = Index::default();
-        index.apply(&(0..PAIRS).map(|i| (i, Some(i))).collect::<Vec<_>>());
+        index.apply(&(0..PAIRS).map(|i| (i, Some(i.into()))).collect::<Vec<_>>());
         // Counters rather than flags, each bumped by a drop guard as well,
         // so that a panicking thread releases the others instead of leaving
         // them waiting: the test fails rather than hangs.
@@ -507,7 +509,7 @@ mod tests {
                     for i in picked {
                         let (from, to) = if in_b[i as usize] { (i + OFFSET, i) } else { (i, i + OFFSET) };
                         changes.push((from, None));
-                        changes.push((to, Some(batches)));
+                        changes.push((to, Some(batches.into())));
                         in_b[i as usize] = !in_b[i as usize];
                     }
                     assert_eq!(index.apply(&changes).len(), PAIRS_PER_BATCH, "each removal displaced a slot");
@@ -561,7 +563,7 @@ mod tests {
                 let id = ids.next().expect("ids are plentiful");
                 let free = index.apply_lock.try_lock().is_some() && index.shards[shard_of(id)].try_write().is_some();
                 if free {
-                    index.apply(&[(id, Some(id))]);
+                    index.apply(&[(id, Some(id.into()))]);
                     applied.push(id);
                 }
             }
@@ -583,7 +585,7 @@ mod tests {
     #[test]
     fn try_reserve_refuses_what_cannot_fit() {
         let index = Index::default();
-        index.apply(&[(1, Some(1))]);
+        index.apply(&[(1, Some(1.into()))]);
         let fits_ids = physical_memory_bytes() / TABLE_BYTES_PER_ID_AT_LEAST;
         for additional in [fits_ids as usize, 1 << 37, usize::MAX] {
             let e = index.try_reserve(additional).expect_err("more than physical memory holds");
@@ -598,14 +600,15 @@ mod tests {
         let overflow = index.grow_shard(0, usize::MAX).expect_err("usize::MAX ids overflow").to_string();
         assert!(overflow.contains("capacity exceeded"), "{overflow}");
         index.try_reserve(1000).expect("a small request still fits");
-        assert_eq!(index.apply(&[(2, Some(2))]), Vec::<u64>::new());
-        assert_eq!((index.len(), index.get(1), index.get(2)), (2, Some(1), Some(2)));
+        assert_eq!(index.apply(&[(2, Some(2.into()))]), Vec::<Slot>::new());
+        assert_eq!((index.len(), index.get(1), index.get(2)), (2, Some(1.into()), Some(2.into())));
     }
 
     // Proves duplicate ids in a snapshot are rejected.
     #[test]
     fn from_entries_rejects_duplicates() {
-        assert_eq!(Index::from_entries([(1, 1), (2, 2), (1, 3)].into_iter()).err(), Some(1));
-        assert_eq!(Index::from_entries([(1, 1), (2, 2)].into_iter()).map(|i| i.len()).ok(), Some(2));
+        let entries = |pairs: &[(u64, u64)]| pairs.iter().map(|&(id, slot)| (id, Slot::from(slot))).collect::<Vec<_>>();
+        assert_eq!(Index::from_entries(entries(&[(1, 1), (2, 2), (1, 3)]).into_iter()).err(), Some(1));
+        assert_eq!(Index::from_entries(entries(&[(1, 1), (2, 2)]).into_iter()).map(|i| i.len()).ok(), Some(2));
     }
 }

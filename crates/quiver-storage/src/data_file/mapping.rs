@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use quiver_guard::MappedRegion;
 
 use crate::format::DATA_HEADER_BYTES;
+use crate::ids::Slot;
 use crate::io::Io;
 
 /// Most mapped windows one data file may use.
@@ -81,8 +82,8 @@ impl RecordMap {
         Ok(())
     }
 
-    fn record_offset(&self, slot: u64) -> u64 {
-        DATA_HEADER_BYTES + slot * self.record_size_bytes
+    fn record_offset(&self, slot: Slot) -> u64 {
+        DATA_HEADER_BYTES + slot.get() * self.record_size_bytes
     }
 
     fn region_for(&self, offset: u64, len: u64) -> Option<&MappedRegion> {
@@ -93,36 +94,36 @@ impl RecordMap {
     /// Makes sure every record below `end_slot` lies inside some window,
     /// mapping further windows as needed. Called by the writer before it
     /// publishes records.
-    pub(super) fn ensure_mapped(&self, file: &File, end_slot: u64) -> io::Result<()> {
+    pub(super) fn ensure_mapped(&self, file: &File, end_slot: Slot) -> io::Result<()> {
         let page = rustix::param::page_size() as u64;
         loop {
             let n = self.region_count.load(Ordering::Acquire);
             let last = self.regions[n - 1].get().expect("published regions are set");
             let covered_end = last.end_offset();
-            if end_slot == 0 || self.record_offset(end_slot) <= covered_end {
+            if end_slot == Slot::ZERO || self.record_offset(end_slot) <= covered_end {
                 return Ok(());
             }
             // The first record that does not fit in the last window starts
             // the next one, at the page holding it.
-            let first_out = (covered_end - DATA_HEADER_BYTES) / self.record_size_bytes;
+            let first_out = Slot::from((covered_end - DATA_HEADER_BYTES) / self.record_size_bytes);
             let start = self.record_offset(first_out) / page * page;
             self.add_region(file, start)?;
         }
     }
 
-    /// The number of slots readable through this map.
-    pub(super) fn committed_slots(&self) -> u64 {
-        self.committed_slots.load(Ordering::Acquire)
+    /// The end of the slots readable through this map.
+    pub(super) fn committed_slots(&self) -> Slot {
+        Slot::from(self.committed_slots.load(Ordering::Acquire))
     }
 
     /// Declares every record below `end_slot` written and immutable.
     ///
     /// # Panics
     /// If `end_slot` would lower the committed end.
-    pub(super) fn publish(&self, end_slot: u64) {
-        let previous = self.committed_slots.load(Ordering::Acquire);
+    pub(super) fn publish(&self, end_slot: Slot) {
+        let previous = self.committed_slots();
         assert!(end_slot >= previous, "the committed end only grows ({previous} -> {end_slot})");
-        self.committed_slots.store(end_slot, Ordering::Release);
+        self.committed_slots.store(end_slot.get(), Ordering::Release);
     }
 
     /// Writes whole records starting at `first_slot`. Only the writer calls
@@ -136,7 +137,7 @@ impl RecordMap {
         io: &Io,
         file: &File,
         path: &Path,
-        first_slot: u64,
+        first_slot: Slot,
         bytes: &[u8],
     ) -> io::Result<()> {
         assert!(first_slot >= self.committed_slots(), "a write at slot {first_slot} would change a published record");
@@ -147,7 +148,7 @@ impl RecordMap {
     /// The payload of a published record: `count` elements of `T` at
     /// `payload_offset` bytes into the record. `None` for an unpublished slot.
     #[inline]
-    pub(super) fn payload<T: bytemuck::Pod>(&self, slot: u64, payload_offset: u64, count: usize) -> Option<&[T]> {
+    pub(super) fn payload<T: bytemuck::Pod>(&self, slot: Slot, payload_offset: u64, count: usize) -> Option<&[T]> {
         if slot >= self.committed_slots() {
             return None;
         }

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::{DataFileHeader, HeaderError, StoreShape};
 use crate::format::record::RecordHeader;
-use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES, data_file_name};
+use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES};
+use crate::ids::{Generation, Slot};
 use crate::io::Io;
 use mapping::RecordMap;
 pub(crate) use scan::{NewestRecords, ScanEnd, read_records_into, scan_records};
@@ -58,7 +59,7 @@ pub(crate) struct DataFile {
     file: File,
     io: Io,
     shape: StoreShape,
-    generation: u32,
+    generation: Generation,
     record_size_bytes: u64,
     map: RecordMap,
 }
@@ -66,12 +67,18 @@ pub(crate) struct DataFile {
 impl DataFile {
     /// Creates the data file of `generation` in `dir`: header page written,
     /// `initial_bytes` reserved, synced. The caller syncs the directory.
-    pub(crate) fn create(io: &Io, dir: &Path, generation: u32, shape: StoreShape, initial_bytes: u64) -> Result<()> {
-        let path = dir.join(data_file_name(generation));
+    pub(crate) fn create(
+        io: &Io,
+        dir: &Path,
+        generation: Generation,
+        shape: StoreShape,
+        initial_bytes: u64,
+    ) -> Result<()> {
+        let path = dir.join(generation.data_file_name());
         let file = io.create_file(&path).context(|| format!("creating {}", path.display()))?;
         let mut page = vec![0u8; DATA_HEADER_BYTES as usize];
         let mut head = [0u8; DataFileHeader::ENCODED_LEN];
-        DataFileHeader { shape, generation }.encode_into(&mut head);
+        DataFileHeader { shape, generation: generation.get() }.encode_into(&mut head);
         page[..head.len()].copy_from_slice(&head);
         io.write_at(&file, &path, &page, 0).context(|| format!("writing the header of {}", path.display()))?;
         let len = initial_bytes.max(DATA_HEADER_BYTES);
@@ -84,12 +91,12 @@ impl DataFile {
     pub(crate) fn open(
         io: &Io,
         dir: &Path,
-        generation: u32,
+        generation: Generation,
         shape: StoreShape,
         window_bytes: usize,
         writable: bool,
     ) -> Result<Self> {
-        let path = dir.join(data_file_name(generation));
+        let path = dir.join(generation.data_file_name());
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
@@ -104,7 +111,7 @@ impl DataFile {
             Err(HeaderError::Corrupt(e)) => return Err(e.into_error(&path, 0)),
             Err(HeaderError::Version(v)) => return Err(corrupt(8, format!("data file version {v} is not supported"))),
         };
-        if header.shape != shape || header.generation != generation {
+        if header.shape != shape || header.generation != generation.get() {
             return Err(corrupt(12, "the data file header disagrees with the store's format header".into()));
         }
         // The header page must be whole: every record offset starts past it,
@@ -128,7 +135,7 @@ impl DataFile {
     }
 
     /// The generation.
-    pub(crate) fn generation(&self) -> u32 {
+    pub(crate) fn generation(&self) -> Generation {
         self.generation
     }
 
@@ -143,12 +150,12 @@ impl DataFile {
     }
 
     /// File offset of `slot`'s record.
-    pub(crate) fn slot_offset(&self, slot: u64) -> u64 {
-        DATA_HEADER_BYTES + slot * self.record_size_bytes
+    pub(crate) fn slot_offset(&self, slot: Slot) -> u64 {
+        DATA_HEADER_BYTES + slot.get() * self.record_size_bytes
     }
 
-    /// The file length needed to hold `end_slot` records.
-    pub(crate) fn bytes_for_slots(&self, end_slot: u64) -> u64 {
+    /// The file length needed to hold the records below `end_slot`.
+    pub(crate) fn bytes_for_slots(&self, end_slot: Slot) -> u64 {
         self.slot_offset(end_slot)
     }
 
@@ -179,24 +186,24 @@ impl DataFile {
     }
 
     /// Makes sure records below `end_slot` are inside a mapped window.
-    pub(crate) fn ensure_mapped(&self, end_slot: u64) -> Result<()> {
+    pub(crate) fn ensure_mapped(&self, end_slot: Slot) -> Result<()> {
         self.map.ensure_mapped(&self.file, end_slot).context(|| format!("mapping {}", self.path.display()))
     }
 
     /// Writes whole records at `first_slot` (never below the committed end).
-    pub(crate) fn write_records(&self, first_slot: u64, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_records(&self, first_slot: Slot, bytes: &[u8]) -> io::Result<()> {
         self.map.write_records(&self.io, &self.file, &self.path, first_slot, bytes)
     }
 
-    /// Publishes `end_slot` records that an opener found committed on disk
+    /// Publishes the records below `end_slot` that an opener found committed on disk
     /// (recovery's replayed end, a follower's checkpoint end), after checking
     /// the file can hold them: publishing a slot past the end of the file
     /// would turn a read of it into SIGBUS, so a shorter file, or an end no
     /// data file could reach, is damage.
-    pub(crate) fn publish_found(&self, end_slot: u64) -> Result<()> {
+    pub(crate) fn publish_found(&self, end_slot: Slot) -> Result<()> {
         let max_slots = (MAX_DATA_FILE_BYTES - DATA_HEADER_BYTES) / self.record_size_bytes;
         let file_bytes = self.len_bytes()?;
-        if end_slot > max_slots || file_bytes < self.bytes_for_slots(end_slot) {
+        if end_slot.get() > max_slots || file_bytes < self.bytes_for_slots(end_slot) {
             return Err(Error::Corrupted {
                 path: self.path.clone(),
                 offset: file_bytes,
@@ -208,24 +215,25 @@ impl DataFile {
         Ok(())
     }
 
-    /// The number of published (committed) records.
-    pub(crate) fn committed_slots(&self) -> u64 {
+    /// The end of the published (committed) records: every slot below it
+    /// is readable, so it is also their number.
+    pub(crate) fn committed_slots(&self) -> Slot {
         self.map.committed_slots()
     }
 
     /// Declares records below `end_slot` written and readable.
-    pub(crate) fn publish(&self, end_slot: u64) {
+    pub(crate) fn publish(&self, end_slot: Slot) {
         self.map.publish(end_slot);
     }
 
     /// The payload of a published record, zero-copy.
     #[inline]
-    pub(crate) fn payload<T: bytemuck::Pod>(&self, slot: u64) -> Option<&[T]> {
+    pub(crate) fn payload<T: bytemuck::Pod>(&self, slot: Slot) -> Option<&[T]> {
         self.map.payload(slot, u64::from(RECORD_HEADER_BYTES), self.shape.dimension as usize)
     }
 
     /// Reads a whole record with `pread` into `buf` (one record long).
-    pub(crate) fn read_record(&self, slot: u64, buf: &mut [u8]) -> io::Result<()> {
+    pub(crate) fn read_record(&self, slot: Slot, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, self.slot_offset(slot))
     }
 
@@ -234,7 +242,7 @@ impl DataFile {
     /// `Ok(None)` when the record is past the end of the file or fails its
     /// checksum; `Err` for any other I/O failure, which must never be taken
     /// for a torn record.
-    pub(crate) fn read_header(&self, slot: u64, buf: &mut [u8]) -> io::Result<Option<RecordHeader>> {
+    pub(crate) fn read_header(&self, slot: Slot, buf: &mut [u8]) -> io::Result<Option<RecordHeader>> {
         match self.read_record(slot, buf) {
             Ok(()) => Ok(RecordHeader::decode_from(buf, self.shape.payload_bytes() as usize).ok()),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
@@ -247,7 +255,7 @@ impl DataFile {
     /// the file ending early is returned, never taken for a mismatch.
     pub(crate) fn holds_batch(
         &self,
-        first_slot: u64,
+        first_slot: Slot,
         entries: &[crate::format::wal_frame::BatchEntry],
         lsn: u64,
     ) -> io::Result<bool> {

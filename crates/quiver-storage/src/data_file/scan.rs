@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 use super::DataFile;
 use crate::format::DecodeError;
 use crate::format::record::{RecordHeader, RecordKind};
+use crate::ids::Slot;
 
 /// Records read per `pread` (bounded memory per scan).
 const CHUNK_RECORDS: u64 = 256;
@@ -26,7 +27,7 @@ pub(crate) enum ScanEnd {
     /// The visitor stopped the scan at this slot.
     Stopped,
     /// The file ends inside the range: the slots from this one on do not exist.
-    FileEndsAt(u64),
+    FileEndsAt(Slot),
 }
 
 /// Reads the records in `[from_slot, end_slot)` of `data` in file order and
@@ -35,9 +36,9 @@ pub(crate) enum ScanEnd {
 /// file ending early is returned, never taken for damage.
 pub(crate) fn scan_records(
     data: &DataFile,
-    from_slot: u64,
-    end_slot: u64,
-    mut visit: impl FnMut(u64, Result<RecordHeader, DecodeError>) -> ControlFlow<()>,
+    from_slot: Slot,
+    end_slot: Slot,
+    mut visit: impl FnMut(Slot, Result<RecordHeader, DecodeError>) -> ControlFlow<()>,
 ) -> io::Result<ScanEnd> {
     let mut buf = Vec::new();
     let mut slot = from_slot;
@@ -59,10 +60,10 @@ pub(crate) fn scan_records(
 /// complete, `out` ends with the chunk it stopped in.
 pub(crate) fn read_records_into(
     data: &DataFile,
-    from_slot: u64,
-    end_slot: u64,
+    from_slot: Slot,
+    end_slot: Slot,
     out: &mut Vec<u8>,
-    mut visit: impl FnMut(u64, Result<RecordHeader, DecodeError>) -> ControlFlow<()>,
+    mut visit: impl FnMut(Slot, Result<RecordHeader, DecodeError>) -> ControlFlow<()>,
 ) -> io::Result<ScanEnd> {
     let record_size = usize::try_from(data.record_size_bytes()).expect("a record size fits in usize");
     let payload_bytes = data.payload_bytes();
@@ -91,7 +92,7 @@ pub(crate) fn read_records_into(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Newest {
     pub(crate) lsn: u64,
-    pub(crate) slot: u64,
+    pub(crate) slot: Slot,
     pub(crate) kind: RecordKind,
 }
 
@@ -113,7 +114,7 @@ impl NewestRecords {
     }
 
     /// Offers the record at `slot` with header `h`.
-    pub(crate) fn offer(&mut self, slot: u64, h: &RecordHeader) {
+    pub(crate) fn offer(&mut self, slot: Slot, h: &RecordHeader) {
         let candidate = Newest { lsn: h.lsn, slot, kind: h.kind };
         let entry = self.by_id.entry(h.id).or_insert(candidate);
         if (candidate.lsn, candidate.slot) >= (entry.lsn, entry.slot) {
@@ -132,7 +133,7 @@ impl NewestRecords {
     }
 
     /// The live `(id, slot)` pairs: ids whose newest record is a put.
-    pub(crate) fn into_live(self) -> Vec<(u64, u64)> {
+    pub(crate) fn into_live(self) -> Vec<(u64, Slot)> {
         self.by_id.into_iter().filter(|(_, n)| n.kind == RecordKind::Put).map(|(id, n)| (id, n.slot)).collect()
     }
 }
@@ -150,17 +151,17 @@ mod tests {
     #[test]
     fn highest_lsn_then_slot_wins_and_tombstones_delete() {
         let mut n = NewestRecords::default();
-        n.offer(5, &header(1, 3, RecordKind::Put));
-        n.offer(2, &header(1, 4, RecordKind::Put)); // a higher LSN at a lower slot
-        n.offer(9, &header(1, 2, RecordKind::Put)); // an older LSN later in the file
-        n.offer(7, &header(2, 1, RecordKind::Put));
-        n.offer(8, &header(2, 1, RecordKind::Put)); // the same LSN, a later copy
-        n.offer(3, &header(3, 1, RecordKind::Put));
-        n.offer(4, &header(3, 2, RecordKind::Tombstone));
-        assert_eq!(n.get(1).map(|r| r.slot), Some(2));
-        assert_eq!(n.get(2).map(|r| r.slot), Some(8));
+        n.offer(Slot::from(5), &header(1, 3, RecordKind::Put));
+        n.offer(Slot::from(2), &header(1, 4, RecordKind::Put)); // a higher LSN at a lower slot
+        n.offer(Slot::from(9), &header(1, 2, RecordKind::Put)); // an older LSN later in the file
+        n.offer(Slot::from(7), &header(2, 1, RecordKind::Put));
+        n.offer(Slot::from(8), &header(2, 1, RecordKind::Put)); // the same LSN, a later copy
+        n.offer(Slot::from(3), &header(3, 1, RecordKind::Put));
+        n.offer(Slot::from(4), &header(3, 2, RecordKind::Tombstone));
+        assert_eq!(n.get(1).map(|r| r.slot.get()), Some(2));
+        assert_eq!(n.get(2).map(|r| r.slot.get()), Some(8));
         let mut live = n.into_live();
         live.sort_unstable();
-        assert_eq!(live, vec![(1, 2), (2, 8)]);
+        assert_eq!(live, vec![(1, Slot::from(2)), (2, Slot::from(8))]);
     }
 }

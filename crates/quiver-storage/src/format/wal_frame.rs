@@ -96,18 +96,6 @@ pub struct Batch<'a> {
     pub payloads: Option<&'a [u8]>,
 }
 
-impl Batch<'_> {
-    /// What the batch does to the index: for entry `i`, its id and
-    /// `Some(first_slot + i)` for a put, `None` for a delete.
-    pub fn index_changes(&self) -> Vec<(u64, Option<u64>)> {
-        self.entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id, (e.kind == RecordKind::Put).then_some(self.first_slot + i as u64)))
-            .collect()
-    }
-}
-
 /// Appends one frame holding a batch to `out` and returns the frame's crc,
 /// the seed of the next frame.
 ///

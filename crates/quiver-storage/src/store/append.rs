@@ -9,21 +9,21 @@
 //! - The reserved length never shrinks while records live below it, and
 //!   always covers the committed records.
 
-use crate::ids::Lsn;
+use crate::ids::{Lsn, Slot};
 
 /// The writer's append position and reservation.
 #[derive(Debug)]
 pub(crate) struct AppendState {
     next_lsn: Lsn,
-    next_slot: u64,
+    next_slot: Slot,
     allocated_bytes: u64,
-    reserved_until_slot: u64,
+    reserved_until_slot: Slot,
 }
 
 impl AppendState {
     /// The state recovery found: the next LSN and slot after the last batch
     /// replayed, and the data file's length.
-    pub(crate) fn recovered(next_lsn: Lsn, next_slot: u64, allocated_bytes: u64) -> Self {
+    pub(crate) fn recovered(next_lsn: Lsn, next_slot: Slot, allocated_bytes: u64) -> Self {
         assert!(next_lsn > Lsn::ZERO, "LSN 0 is the empty store's checkpoint; batches start at 1");
         Self { next_lsn, next_slot, allocated_bytes, reserved_until_slot: next_slot }
     }
@@ -39,7 +39,7 @@ impl AppendState {
     }
 
     /// The first slot of the next batch: the committed record count.
-    pub(crate) fn next_slot(&self) -> u64 {
+    pub(crate) fn next_slot(&self) -> Slot {
         self.next_slot
     }
 
@@ -50,12 +50,12 @@ impl AppendState {
 
     /// Slots `reserve_capacity` promised beyond the committed ones.
     pub(crate) fn reserved_slots_ahead(&self) -> u64 {
-        self.reserved_until_slot.saturating_sub(self.next_slot)
+        self.reserved_until_slot.get().saturating_sub(self.next_slot.get())
     }
 
     /// Records that batch `lsn`, occupying `[first_slot, end_slot)`, is in
     /// the log.
-    pub(crate) fn commit(&mut self, lsn: Lsn, first_slot: u64, end_slot: u64) {
+    pub(crate) fn commit(&mut self, lsn: Lsn, first_slot: Slot, end_slot: Slot) {
         assert_eq!(lsn, self.next_lsn, "LSNs are consecutive");
         assert_eq!(first_slot, self.next_slot, "a batch starts at the append position");
         assert!(end_slot >= first_slot, "a batch's slots ascend");
@@ -70,17 +70,17 @@ impl AppendState {
     }
 
     /// Records a `reserve_capacity` promise of room up to `end_slot`.
-    pub(crate) fn reserve_until(&mut self, end_slot: u64) {
+    pub(crate) fn reserve_until(&mut self, end_slot: Slot) {
         self.reserved_until_slot = self.reserved_until_slot.max(end_slot);
     }
 
     /// Moves to a new generation holding `end_slot` records in a file of
     /// `allocated_bytes`, carrying the unused part of the reservation over.
-    pub(crate) fn switched(&mut self, end_slot: u64, allocated_bytes: u64) {
+    pub(crate) fn switched(&mut self, end_slot: Slot, allocated_bytes: u64) {
         let ahead = self.reserved_slots_ahead();
         self.next_slot = end_slot;
         self.allocated_bytes = allocated_bytes;
-        self.reserved_until_slot = end_slot.saturating_add(ahead);
+        self.reserved_until_slot = Slot::from(end_slot.get().saturating_add(ahead));
     }
 }
 
@@ -92,20 +92,21 @@ mod tests {
     // out of order is refused loudly rather than written.
     #[test]
     fn batches_are_consecutive() {
-        let mut a = AppendState::recovered(Lsn::from(1), 0, 4096);
-        a.commit(Lsn::from(1), 0, 3);
-        a.commit(Lsn::from(2), 3, 3); // a batch of deletes of absent ids writes nothing
-        assert_eq!((a.next_lsn().get(), a.last_lsn().get(), a.next_slot()), (3, 2, 3));
-        let skipped = std::panic::catch_unwind(move || a.commit(Lsn::from(4), 3, 4));
+        let slot = Slot::from;
+        let mut a = AppendState::recovered(Lsn::from(1), Slot::ZERO, 4096);
+        a.commit(Lsn::from(1), Slot::ZERO, slot(3));
+        a.commit(Lsn::from(2), slot(3), slot(3)); // a batch of deletes of absent ids writes nothing
+        assert_eq!((a.next_lsn().get(), a.last_lsn().get(), a.next_slot().get()), (3, 2, 3));
+        let skipped = std::panic::catch_unwind(move || a.commit(Lsn::from(4), slot(3), slot(4)));
         assert!(skipped.is_err(), "an LSN gap must not be accepted");
     }
 
     // Proves a generation switch keeps the unused reservation.
     #[test]
     fn switch_carries_the_reservation() {
-        let mut a = AppendState::recovered(Lsn::from(1), 10, 1 << 20);
-        a.reserve_until(110);
-        a.switched(4, 1 << 16);
-        assert_eq!((a.next_slot(), a.reserved_slots_ahead(), a.allocated_bytes()), (4, 100, 1 << 16));
+        let mut a = AppendState::recovered(Lsn::from(1), Slot::from(10), 1 << 20);
+        a.reserve_until(Slot::from(110));
+        a.switched(Slot::from(4), 1 << 16);
+        assert_eq!((a.next_slot().get(), a.reserved_slots_ahead(), a.allocated_bytes()), (4, 100, 1 << 16));
     }
 }

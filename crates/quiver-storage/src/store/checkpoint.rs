@@ -18,7 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{MAX_SEGMENT, Manifest};
 use crate::format::snapshot::{SnapshotHeader, encode_entry};
 use crate::format::{MANIFEST_FILE, WAL_DIR, crc32, snapshot_file_name};
-use crate::ids::{Lsn, SegmentNo};
+use crate::ids::{Generation, Lsn, SegmentNo, Slot};
 use crate::index::Index;
 use crate::metrics::Counters;
 use crate::wal::writer::WalWriter;
@@ -112,8 +112,8 @@ impl<T: Element> VectorStore<T> {
         if !force
             && w.checkpoints.manifest().has_snapshot
             && w.checkpoints.manifest().checkpoint_lsn == lsn.get()
-            && w.checkpoints.manifest().checkpoint_end_slot == end_slot
-            && w.checkpoints.manifest().generation == generation
+            && w.checkpoints.manifest().checkpoint_end_slot == end_slot.get()
+            && w.checkpoints.manifest().generation == generation.get()
         {
             return Ok(());
         }
@@ -121,7 +121,7 @@ impl<T: Element> VectorStore<T> {
         // 1. The snapshot. Until the manifest names it, it is just a file.
         self.write_snapshot(&g.index, generation, lsn, end_slot)?;
         drop(g);
-        let snapshot_name = snapshot_file_name(generation, lsn.get());
+        let snapshot_name = snapshot_file_name(generation.get(), lsn.get());
 
         // 2. The next WAL segment, so the manifest can name where replay
         // starts. A failure here leaves the old checkpoint in force.
@@ -141,15 +141,15 @@ impl<T: Element> VectorStore<T> {
     pub(super) fn install_checkpoint(
         &self,
         w: &mut Writer,
-        generation: u32,
+        generation: Generation,
         lsn: Lsn,
-        end_slot: u64,
+        end_slot: Slot,
         new_wal: WalWriter,
     ) -> Result<()> {
         let manifest = Manifest {
-            generation,
+            generation: generation.get(),
             checkpoint_lsn: lsn.get(),
-            checkpoint_end_slot: end_slot,
+            checkpoint_end_slot: end_slot.get(),
             has_snapshot: true,
             wal_segment: new_wal.segment().get(),
         };
@@ -159,30 +159,30 @@ impl<T: Element> VectorStore<T> {
         w.wal = new_wal;
         *self.wal_handle.lock() = w.wal.sync_handle();
         Counters::add(&self.counters.checkpoints, 1);
-        self.remove_obsolete(w, &previous, &snapshot_file_name(generation, lsn.get()), old_segment);
+        self.remove_obsolete(w, &previous, &snapshot_file_name(generation.get(), lsn.get()), old_segment);
         Ok(())
     }
 
     /// Writes `snapshot-<generation>-<lsn>.qvs` (temp, fsync, rename, fsync
     /// directory). Until a manifest names it, it is just a file.
-    pub(super) fn write_snapshot(&self, index: &Index, generation: u32, lsn: Lsn, end_slot: u64) -> Result<()> {
+    pub(super) fn write_snapshot(&self, index: &Index, generation: Generation, lsn: Lsn, end_slot: Slot) -> Result<()> {
         let entries = index.entries();
         let mut bytes = vec![0u8; SnapshotHeader::ENCODED_LEN];
         bytes.reserve(entries.len() * 16);
         for &(id, slot) in &entries {
-            bytes.extend_from_slice(&encode_entry(id, slot));
+            bytes.extend_from_slice(&encode_entry(id, slot.get()));
         }
         let header = SnapshotHeader {
-            generation,
+            generation: generation.get(),
             lsn: lsn.get(),
-            end_slot,
+            end_slot: end_slot.get(),
             entry_count: entries.len() as u64,
             entries_crc: crc32(0, &bytes[SnapshotHeader::ENCODED_LEN..]),
         };
         let head: &mut [u8; SnapshotHeader::ENCODED_LEN] =
             (&mut bytes[..SnapshotHeader::ENCODED_LEN]).try_into().expect("64 bytes");
         header.encode_into(head);
-        let name = snapshot_file_name(generation, lsn.get());
+        let name = snapshot_file_name(generation.get(), lsn.get());
         self.io
             .replace_file_atomically(&self.dir, &name, &bytes)
             .context(|| format!("writing the snapshot {}", self.dir.join(&name).display()))

@@ -24,7 +24,7 @@ use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::wal_frame::{
     BATCH_ENTRY_BYTES, BATCH_HEADER_BYTES, BatchEntry, MAX_BATCH_VECTORS, MAX_FRAME_PAYLOAD_BYTES,
 };
-use crate::ids::Lsn;
+use crate::ids::{Lsn, Slot};
 use crate::index::Change;
 use crate::metrics::Counters;
 use crate::options::Durability;
@@ -174,7 +174,7 @@ impl<T: Element> VectorStore<T> {
     pub fn reserve_capacity(&self, additional_vectors: usize) -> Result<()> {
         let additional = additional_vectors as u64;
         let mut w = self.lock_writer()?;
-        let next_slot = w.append.next_slot();
+        let next_slot = w.append.next_slot().get();
         let end_slot = next_slot.checked_add(additional).ok_or_else(|| Error::LimitExceeded {
             what: "a capacity in vectors",
             actual: additional,
@@ -193,6 +193,7 @@ impl<T: Element> VectorStore<T> {
             actual: e.requested_ids,
             limit: e.limit_ids,
         })?;
+        let end_slot = Slot::from(end_slot);
         let needed = self.current().data.bytes_for_slots(end_slot);
         if needed > w.append.allocated_bytes() {
             self.grow_locked(&mut w, needed, needed)?;
@@ -234,7 +235,7 @@ impl<T: Element> VectorStore<T> {
 
     /// The id's current slot as the writer sees it (including batches
     /// logged but not yet visible at `Sync`).
-    fn current_slot(&self, w: &Writer, id: u64) -> Option<u64> {
+    fn current_slot(&self, w: &Writer, id: u64) -> Option<Slot> {
         match w.overlay.get(id) {
             Some(slot) => slot,
             None => self.current().index.get(id),
@@ -290,7 +291,7 @@ impl<T: Element> VectorStore<T> {
     /// Checks the batch's LSN and file size against their limits and grows
     /// the file (and the mapping) so `n` more records fit. Returns the
     /// batch's LSN and its slots `[first, end)`.
-    fn make_room(&self, w: &mut Writer, n: u64) -> Result<(Lsn, u64, u64)> {
+    fn make_room(&self, w: &mut Writer, n: u64) -> Result<(Lsn, Slot, Slot)> {
         let lsn = w.append.next_lsn();
         if lsn.get() >= crate::format::manifest::MAX_LSN {
             return Err(Error::LimitExceeded {
@@ -320,7 +321,7 @@ impl<T: Element> VectorStore<T> {
     /// Encodes the batch's records (into the writer's reused buffers), its
     /// WAL entries and index changes, and — for a batch small enough to log
     /// inline — its payloads for the frame.
-    fn encode_batch(&self, w: &mut Writer, ops: &[Op<'_, T>], lsn: Lsn, first_slot: u64) -> EncodedBatch {
+    fn encode_batch(&self, w: &mut Writer, ops: &[Op<'_, T>], lsn: Lsn, first_slot: Slot) -> EncodedBatch {
         let record_size = self.current().data.record_size_bytes() as usize;
         let payload_len = self.shape.payload_bytes() as usize;
         let mut records = std::mem::take(&mut w.record_buf);
@@ -400,7 +401,7 @@ impl<T: Element> VectorStore<T> {
         &self,
         w: &mut Writer,
         lsn: Lsn,
-        first_slot: u64,
+        first_slot: Slot,
         records: &[u8],
         entries: &[BatchEntry],
         payloads: Option<&[u8]>,

@@ -38,8 +38,8 @@ use super::{Generation, VectorStore};
 use crate::data_file::{DataFile, ScanEnd, read_records_into};
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
-use crate::format::data_file_name;
 use crate::format::record::RecordKind;
+use crate::ids::{self, Slot};
 use crate::index::{Change, Index};
 
 /// Records gathered before each write to the new file.
@@ -144,17 +144,17 @@ pub struct Compaction<'s, T: Element> {
     store: &'s VectorStore<T>,
     /// Taken out only by the switch, after the manifest names it.
     data: Option<DataFile>,
-    generation: u32,
+    generation: ids::Generation,
     /// The old generation's live `(id, slot)` set, in slot order, and how
     /// many of it are copied.
-    live: Vec<(u64, u64)>,
+    live: Vec<(u64, Slot)>,
     live_copied: usize,
     /// The new generation's index, as of the records copied so far.
     index: Index,
     /// Old-file slot up to which the tail has been consumed.
-    source_end_slot: u64,
+    source_end_slot: Slot,
     /// New-file slot after the last record written.
-    next_slot: u64,
+    next_slot: Slot,
     allocated_bytes: u64,
     /// Records read and not yet written, and the index changes they imply.
     pending: Vec<u8>,
@@ -217,7 +217,7 @@ impl<T: Element> VectorStore<T> {
         let from_generation = current.data.generation();
         let record = current.data.record_size_bytes();
         drop(current);
-        let generation = from_generation.checked_add(1).ok_or(Error::LimitExceeded {
+        let generation = from_generation.next().ok_or(Error::LimitExceeded {
             what: "a generation number",
             actual: u64::from(u32::MAX),
             limit: u64::from(u32::MAX) - 1,
@@ -226,7 +226,7 @@ impl<T: Element> VectorStore<T> {
         let capacity_slots =
             live_count.saturating_add(reserved_slots).saturating_add(headroom.slots(live_count, record));
         let data = self.create_next_data_file(generation, capacity_slots, record)?;
-        let allocated_bytes = data.bytes_for_slots(capacity_slots);
+        let allocated_bytes = data.bytes_for_slots(Slot::from(capacity_slots));
         Ok(Compaction {
             store: self,
             data: Some(data),
@@ -235,7 +235,7 @@ impl<T: Element> VectorStore<T> {
             live,
             live_copied: 0,
             source_end_slot: end_slot,
-            next_slot: 0,
+            next_slot: Slot::ZERO,
             allocated_bytes,
             pending: Vec::new(),
             pending_changes: Vec::new(),
@@ -246,8 +246,8 @@ impl<T: Element> VectorStore<T> {
 
     /// Creates and maps `data-<generation>.qvd` with room for
     /// `capacity_slots` records; on failure nothing is left behind.
-    fn create_next_data_file(&self, generation: u32, capacity_slots: u64, record: u64) -> Result<DataFile> {
-        let path = self.dir.join(data_file_name(generation));
+    fn create_next_data_file(&self, generation: ids::Generation, capacity_slots: u64, record: u64) -> Result<DataFile> {
+        let path = self.dir.join(generation.data_file_name());
         // A leftover from a failed attempt is never named by the manifest.
         if path.exists() {
             self.io.remove_file(&path).context(|| format!("removing the leftover {}", path.display()))?;
@@ -288,7 +288,7 @@ impl<T: Element> Compaction<'_, T> {
     /// Records written to the new file so far (live ones and those carried
     /// over by catch-up).
     pub fn records_copied(&self) -> u64 {
-        self.next_slot
+        self.next_slot.get()
     }
 
     /// Copies the next `max_records` (at least one) of the live records, in
@@ -303,10 +303,10 @@ impl<T: Element> Compaction<'_, T> {
         while i < to {
             // One read per run of consecutive slots.
             let mut j = i + 1;
-            while j < to && self.live[j].1 == self.live[j - 1].1 + 1 {
+            while j < to && self.live[j].1 == self.live[j - 1].1.next() {
                 j += 1;
             }
-            let (first, end) = (self.live[i].1, self.live[j - 1].1 + 1);
+            let (first, end) = (self.live[i].1, self.live[j - 1].1.next());
             let mut failed = None;
             let live = &self.live[i..j];
             let changes = &mut self.pending_changes;
@@ -314,7 +314,7 @@ impl<T: Element> Compaction<'_, T> {
                 let expected = live[(slot - first) as usize].0;
                 match decoded {
                     Ok(h) if h.id == expected && h.kind == RecordKind::Put => {
-                        changes.push((h.id, Some(0)));
+                        changes.push((h.id, Some(Slot::ZERO)));
                         ControlFlow::Continue(())
                     }
                     Ok(_) => {
@@ -358,7 +358,7 @@ impl<T: Element> Compaction<'_, T> {
     /// Copies the old file's records in `[source_end_slot, end_slot)`, each
     /// checked, to the new file, and advances `source_end_slot`; their index
     /// changes are left in `pending_changes`.
-    fn catch_up_to(&mut self, end_slot: u64) -> Result<u64> {
+    fn catch_up_to(&mut self, end_slot: Slot) -> Result<u64> {
         let store = self.store;
         let source = store.current();
         let start = self.source_end_slot;
@@ -370,7 +370,7 @@ impl<T: Element> Compaction<'_, T> {
             let ended =
                 read_records_into(&source.data, slot, chunk_end, &mut self.pending, |at, decoded| match decoded {
                     Ok(h) => {
-                        changes.push((h.id, (h.kind == RecordKind::Put).then_some(0)));
+                        changes.push((h.id, (h.kind == RecordKind::Put).then_some(Slot::ZERO)));
                         ControlFlow::Continue(())
                     }
                     Err(e) => {
@@ -461,7 +461,7 @@ impl<T: Element> Compaction<'_, T> {
         paused: Instant,
     ) -> Result<(SwitchOutcome, (Option<Generation>, PathBuf))> {
         let store = self.store;
-        let records_before = w.append.next_slot();
+        let records_before = w.append.next_slot().get();
         let bytes_before = w.append.allocated_bytes();
         let lsn = w.append.last_lsn();
         let mut snapshot_name = None;
@@ -503,12 +503,12 @@ impl<T: Element> Compaction<'_, T> {
         let index = std::mem::replace(&mut self.index, Index::with_capacity(0));
         let retired = store.gens.replace(Generation { data, index });
         let outcome = SwitchOutcome {
-            generation: self.generation,
+            generation: self.generation.get(),
             records_before,
-            records_after: end_slot,
+            records_after: end_slot.get(),
             bytes_before,
             bytes_after: w.append.allocated_bytes(),
-            bytes_copied: end_slot * data_record_bytes,
+            bytes_copied: end_slot.get() * data_record_bytes,
             caught_up_in_pause,
             writer_pause: paused.elapsed(),
         };

@@ -246,7 +246,7 @@ impl<T: Element> VectorStore<T> {
             file_bytes,
             committed_bytes: self.current().data.bytes_for_slots(slots),
             live_bytes: live * record,
-            garbage_bytes: slots.saturating_sub(live) * record,
+            garbage_bytes: slots.get().saturating_sub(live) * record,
             wal_bytes,
             growth_latency: c.growth_latency.summary(),
             sync_latency: c.sync_latency.summary(),

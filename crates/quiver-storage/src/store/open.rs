@@ -31,7 +31,7 @@ use crate::format::header::{FormatHeader, StoreShape};
 use crate::format::manifest::Manifest;
 use crate::format::snapshot::{SnapshotHeader, entries};
 use crate::format::{HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name};
-use crate::ids::Lsn;
+use crate::ids::{Generation, Lsn, Slot};
 use crate::index::Index;
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
@@ -143,11 +143,17 @@ fn create_store(io: &Io, path: &Path, shape: StoreShape, options: &StoreOptions)
             .and_then(|()| io.sync_all(&f, &hp))
             .context(|| format!("writing {}", hp.display()))?;
         io.create_file(&tmp.join(LOCK_FILE)).context(|| format!("creating the lock file in {}", tmp.display()))?;
-        DataFile::create(io, &tmp, 1, shape, options.growth.initial_bytes)?;
+        let generation = Generation::FIRST;
+        DataFile::create(io, &tmp, generation, shape, options.growth.initial_bytes)?;
         let wal = tmp.join(WAL_DIR);
         io.create_dir(&wal).and_then(|()| io.sync_dir(&wal)).context(|| format!("creating {}", wal.display()))?;
-        let manifest =
-            Manifest { generation: 1, checkpoint_lsn: 0, checkpoint_end_slot: 0, has_snapshot: false, wal_segment: 1 };
+        let manifest = Manifest {
+            generation: generation.get(),
+            checkpoint_lsn: 0,
+            checkpoint_end_slot: 0,
+            has_snapshot: false,
+            wal_segment: 1,
+        };
         let mut mbytes = [0u8; Manifest::ENCODED_LEN];
         manifest.encode_into(&mut mbytes);
         io.replace_file_atomically(&tmp, MANIFEST_FILE, &mbytes)
@@ -248,7 +254,8 @@ pub(super) fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Ind
     if let Some((id, slot)) = entries(&bytes).find(|&(_, slot)| slot >= h.end_slot) {
         return Err(format!("{} maps id {id} to slot {slot}, past its end", path.display()));
     }
-    Index::from_entries(entries(&bytes)).map_err(|id| format!("{} lists id {id} twice", path.display()))
+    Index::from_entries(entries(&bytes).map(|(id, slot)| (id, Slot::from(slot))))
+        .map_err(|id| format!("{} lists id {id} twice", path.display()))
 }
 
 /// Rebuilds the index from the records below the checkpoint's end: a record
@@ -257,7 +264,7 @@ pub(super) fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Ind
 pub(super) fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
     let mut newest = NewestRecords::default();
     let mut damage = None;
-    let end = scan_records(data, 0, m.checkpoint_end_slot, |slot, decoded| match decoded {
+    let end = scan_records(data, Slot::ZERO, Slot::from(m.checkpoint_end_slot), |slot, decoded| match decoded {
         Ok(h) => {
             if h.lsn <= m.checkpoint_lsn {
                 newest.offer(slot, &h);
@@ -342,7 +349,8 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         torn_tail: None,
         files_removed: Vec::new(),
     };
-    let data = DataFile::open(io, dir, manifest.generation, shape, options.map_window_bytes as usize, true)?;
+    let generation = Generation::from(manifest.generation);
+    let data = DataFile::open(io, dir, generation, shape, options.map_window_bytes as usize, true)?;
     check_end_slot_possible(dir, &manifest, &data)?;
     // The manifest read above may be one whose rename is not yet durable (a
     // crash between a rename and its directory sync): make it so before

@@ -7,13 +7,14 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::ids::Lsn;
+use crate::ids::{Lsn, Slot};
+use crate::index::Change;
 
 /// `id -> (lsn of its batch, slot or None for a delete)` for batches not yet
 /// applied to the index.
 #[derive(Debug, Default)]
 pub(crate) struct SyncOverlay {
-    entries: FxHashMap<u64, (Lsn, Option<u64>)>,
+    entries: FxHashMap<u64, (Lsn, Option<Slot>)>,
     max_lsn: Lsn,
     /// Size after the last sweep.
     swept_len: usize,
@@ -21,7 +22,7 @@ pub(crate) struct SyncOverlay {
 
 impl SyncOverlay {
     /// Records batch `lsn`'s changes as logged but not yet visible.
-    pub(crate) fn insert_batch(&mut self, lsn: Lsn, changes: &[(u64, Option<u64>)]) {
+    pub(crate) fn insert_batch(&mut self, lsn: Lsn, changes: &[Change]) {
         for &(id, slot) in changes {
             self.entries.insert(id, (lsn, slot));
         }
@@ -30,12 +31,12 @@ impl SyncOverlay {
 
     /// The slot of `id` as the overlay says (`Some(None)` for a pending
     /// delete), or `None` if no pending batch touches it.
-    pub(crate) fn get(&self, id: u64) -> Option<Option<u64>> {
+    pub(crate) fn get(&self, id: u64) -> Option<Option<Slot>> {
         self.entries.get(&id).map(|&(_, slot)| slot)
     }
 
     /// Every pending `(id, slot)` change.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Change> + '_ {
         self.entries.iter().map(|(&id, &(_, slot))| (id, slot))
     }
 
@@ -70,12 +71,12 @@ mod tests {
     #[test]
     fn pending_until_applied() {
         let mut o = SyncOverlay::default();
-        o.insert_batch(Lsn::from(1), &[(7, Some(0))]);
-        o.insert_batch(Lsn::from(2), &[(7, None), (8, Some(1))]);
+        o.insert_batch(Lsn::from(1), &[(7, Some(Slot::ZERO))]);
+        o.insert_batch(Lsn::from(2), &[(7, None), (8, Some(Slot::from(1)))]);
         assert_eq!(o.get(7), Some(None));
         assert_eq!(o.get(9), None);
         o.sweep(Lsn::from(1));
-        assert_eq!(o.get(8), Some(Some(1)), "batch 2 is still pending");
+        assert_eq!(o.get(8), Some(Some(Slot::from(1))), "batch 2 is still pending");
         o.sweep(Lsn::from(2));
         assert_eq!(o.get(8), None);
         assert_eq!(o.iter().count(), 0);

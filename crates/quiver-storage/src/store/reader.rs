@@ -31,6 +31,7 @@ use quiver_guard::{GenerationCell, VectorGuard};
 
 use super::Generation;
 use super::open::{load_snapshot, rebuild_from_data};
+use super::replay::index_changes;
 use crate::data_file::DataFile;
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
@@ -38,7 +39,7 @@ use crate::format::WAL_DIR;
 use crate::format::header::StoreShape;
 use crate::format::manifest::Manifest;
 use crate::format::wal_frame::{Batch, SegmentHeader};
-use crate::ids::SegmentNo;
+use crate::ids::{self, SegmentNo, Slot};
 use crate::index::Index;
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
@@ -48,13 +49,13 @@ use crate::wal::frames::{FrameStep, Frames};
 /// Where the reader is in the writer's log.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
-    generation: u32,
+    generation: ids::Generation,
     segment: SegmentNo,
     /// Offset of the next frame; 0 before the segment header was read.
     offset: u64,
     crc: u32,
     next_lsn: u64,
-    next_slot: u64,
+    next_slot: Slot,
 }
 
 /// What a [`VectorReader::refresh`] did.
@@ -205,7 +206,7 @@ impl<T: Element> VectorReader<T> {
     pub fn refresh(&self) -> Result<RefreshOutcome> {
         let mut cursor = self.cursor.lock();
         let manifest = read_manifest(&self.dir)?;
-        if manifest.generation == cursor.generation {
+        if ids::Generation::from(manifest.generation) == cursor.generation {
             let g = self.gens.pin();
             let (batches, end) = follow(&self.dir, &g, &mut cursor)?;
             if end == FollowEnd::CaughtUp {
@@ -236,7 +237,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
     loop {
         attempts += 1;
         let manifest = read_manifest(dir)?;
-        let data = DataFile::open(&io, dir, manifest.generation, shape, window_bytes, false)?;
+        let data = DataFile::open(&io, dir, ids::Generation::from(manifest.generation), shape, window_bytes, false)?;
         let index = match load_snapshot(dir, &manifest) {
             Ok(index) => index,
             // The writer may have checkpointed (and removed this snapshot)
@@ -247,7 +248,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         };
         // As the writer's recovery does: never publish a slot past the end
         // of the file (a read of it would be SIGBUS), nor an impossible one.
-        data.publish_found(manifest.checkpoint_end_slot)?;
+        data.publish_found(Slot::from(manifest.checkpoint_end_slot))?;
         let generation = Generation { data, index };
         let mut cursor = cursor_at(&manifest);
         let (batches, followed) = follow(dir, &generation, &mut cursor)?;
@@ -266,12 +267,12 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
 
 fn cursor_at(m: &Manifest) -> Cursor {
     Cursor {
-        generation: m.generation,
+        generation: ids::Generation::from(m.generation),
         segment: SegmentNo::from(m.wal_segment),
         offset: 0,
         crc: 0,
         next_lsn: m.checkpoint_lsn + 1,
-        next_slot: m.checkpoint_end_slot,
+        next_slot: Slot::from(m.checkpoint_end_slot),
     }
 }
 
@@ -410,21 +411,25 @@ fn apply(g: &Generation, b: &Batch<'_>, cursor: &mut Cursor) -> Result<Applied> 
     if b.lsn < cursor.next_lsn {
         return Ok(Applied::Already);
     }
-    if b.lsn != cursor.next_lsn || b.generation != cursor.generation || b.first_slot != cursor.next_slot {
+    let first_slot = Slot::from(b.first_slot);
+    if b.lsn != cursor.next_lsn
+        || ids::Generation::from(b.generation) != cursor.generation
+        || first_slot != cursor.next_slot
+    {
         return Ok(Applied::Gap);
     }
     let held = g
         .data
-        .holds_batch(b.first_slot, &b.entries, b.lsn)
+        .holds_batch(first_slot, &b.entries, b.lsn)
         .context(|| format!("reading records of {}", g.data.path().display()))?;
     if !held {
         return Ok(Applied::NotYet);
     }
-    let end_slot = b.first_slot + b.entries.len() as u64;
+    let end_slot = first_slot + b.entries.len() as u64;
     // Publish before indexing: a reader must never find a slot it cannot map.
     g.data.ensure_mapped(end_slot)?;
     g.data.publish(end_slot);
-    g.index.apply(&b.index_changes());
+    g.index.apply(&index_changes(b));
     cursor.next_lsn += 1;
     cursor.next_slot = end_slot;
     Ok(Applied::Yes)

@@ -23,8 +23,8 @@ use crate::format::manifest::{MAX_SEGMENT, Manifest};
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::wal_frame::{Batch, BatchEntry, SegmentHeader};
 use crate::format::{WAL_DIR, wal_segment_name};
-use crate::ids::SegmentNo;
-use crate::index::Index;
+use crate::ids::{Generation, SegmentNo, Slot};
+use crate::index::{Change, Index};
 use crate::io::Io;
 use crate::store::report::TornTail;
 use crate::wal::list_segments;
@@ -37,7 +37,7 @@ type NumberedEnd = (SegmentNo, SegmentEnd);
 /// What replay found, and the writer to continue with.
 pub(super) struct WalRecovery {
     pub next_lsn: u64,
-    pub next_slot: u64,
+    pub next_slot: Slot,
     pub allocated_bytes: u64,
     pub batches: u64,
     pub segments_read: u64,
@@ -50,7 +50,7 @@ pub(super) struct WalRecovery {
 /// batch.
 fn holds_any_record(data: &DataFile) -> std::io::Result<bool> {
     let mut buf = vec![0u8; data.record_size_bytes() as usize];
-    match data.read_record(0, &mut buf) {
+    match data.read_record(Slot::ZERO, &mut buf) {
         Ok(()) => Ok(buf.iter().any(|&b| b != 0)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
         Err(e) => Err(e),
@@ -76,10 +76,10 @@ pub(super) fn replay_wal(
     let mut replay = Replay {
         data,
         index,
-        generation: manifest.generation,
+        generation: Generation::from(manifest.generation),
         payload_bytes: shape.payload_bytes() as usize,
         next_lsn: manifest.checkpoint_lsn + 1,
-        next_slot: manifest.checkpoint_end_slot,
+        next_slot: Slot::from(manifest.checkpoint_end_slot),
         allocated_bytes: data.len_bytes()?,
         batches: 0,
         scratch: Vec::new(),
@@ -273,10 +273,10 @@ fn torn(end: &SegmentEnd) -> TornTail {
 struct Replay<'a> {
     data: &'a DataFile,
     index: &'a Index,
-    generation: u32,
+    generation: Generation,
     payload_bytes: usize,
     next_lsn: u64,
-    next_slot: u64,
+    next_slot: Slot,
     allocated_bytes: u64,
     batches: u64,
     scratch: Vec<u8>,
@@ -287,7 +287,8 @@ impl Replay<'_> {
         if b.lsn != self.next_lsn {
             return Ok(Verdict::TornHere(format!("LSN {} where {} was expected", b.lsn, self.next_lsn)));
         }
-        if b.generation != self.generation || b.first_slot != self.next_slot {
+        let first_slot = Slot::from(b.first_slot);
+        if Generation::from(b.generation) != self.generation || first_slot != self.next_slot {
             return Ok(Verdict::TornHere("the batch does not continue the data file".into()));
         }
         // No writer logs a batch above MAX_BATCH_BYTES of payload; a frame
@@ -301,7 +302,7 @@ impl Replay<'_> {
         }
         let record_size = self.data.record_size_bytes() as usize;
         let count = b.entries.len();
-        let end_slot = b.first_slot + count as u64;
+        let end_slot = first_slot + count as u64;
         if let Some(payloads) = b.payloads {
             // Inline batch: the frame carries the vectors; rewrite the
             // records (the data file may have lost them to power loss).
@@ -335,42 +336,52 @@ impl Replay<'_> {
                 self.allocated_bytes = needed;
             }
             self.data
-                .write_records(b.first_slot, &self.scratch)
+                .write_records(first_slot, &self.scratch)
                 .context(|| format!("rewriting records of {} during recovery", self.data.path().display()))?;
         } else {
             // Location batch: the records must already be in the data file,
             // whole; otherwise this frame is the torn end.
-            if !self.records_match(b.first_slot, &b.entries, b.lsn)? {
+            if !self.records_match(first_slot, &b.entries, b.lsn)? {
                 return Ok(Verdict::TornHere(format!(
-                    "a record of the batch at slots {}..{end_slot} is missing or fails its checksum",
-                    b.first_slot
+                    "a record of the batch at slots {first_slot}..{end_slot} is missing or fails its checksum"
                 )));
             }
             // As above: write the (verified, unchanged) bytes back so the sync
             // that ends recovery really reaches the disk.
             self.scratch.resize(record_size * count, 0);
             self.data
-                .read_record(b.first_slot, &mut self.scratch)
-                .and_then(|()| self.data.write_records(b.first_slot, &self.scratch))
+                .read_record(first_slot, &mut self.scratch)
+                .and_then(|()| self.data.write_records(first_slot, &self.scratch))
                 .context(|| format!("rewriting records of {} during recovery", self.data.path().display()))?;
         }
-        Ok(self.accept(b))
+        Ok(self.accept(b, end_slot))
     }
 
     /// Whether the data file holds exactly the records a batch describes.
-    fn records_match(&mut self, first_slot: u64, entries: &[BatchEntry], lsn: u64) -> Result<bool> {
+    fn records_match(&mut self, first_slot: Slot, entries: &[BatchEntry], lsn: u64) -> Result<bool> {
         self.data.holds_batch(first_slot, entries, lsn).context(|| {
             format!("reading records at slot {first_slot} of {} during recovery", self.data.path().display())
         })
     }
 
-    /// Applies a verified batch to the index.
-    fn accept(&mut self, b: &Batch<'_>) -> Verdict {
-        let end_slot = b.first_slot + b.entries.len() as u64;
-        self.index.apply(&b.index_changes());
+    /// Applies a verified batch, which ends at `end_slot`, to the index.
+    fn accept(&mut self, b: &Batch<'_>, end_slot: Slot) -> Verdict {
+        self.index.apply(&index_changes(b));
         self.next_lsn += 1;
         self.next_slot = end_slot;
         self.batches += 1;
         Verdict::Accept
     }
+}
+
+/// What a logged batch does to the index (recovery's and the follower's
+/// rule): for entry `i`, its id and `Some(first_slot + i)` for a put, `None`
+/// for a delete.
+pub(super) fn index_changes(b: &Batch<'_>) -> Vec<Change> {
+    let first_slot = Slot::from(b.first_slot);
+    b.entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id, (e.kind == RecordKind::Put).then_some(first_slot + i as u64)))
+        .collect()
 }

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{IoContext, Result};
 use crate::format::snapshot::{SNAPSHOT_ENTRY_BYTES, SnapshotHeader, encode_entry};
 use crate::format::{TEMP_SUFFIX, snapshot_file_name};
-use crate::ids::Lsn;
+use crate::ids::{Generation, Lsn, Slot};
 use crate::index::{Change, Index};
 use crate::io::Io;
 
@@ -30,7 +30,7 @@ const CHUNK_ENTRIES: usize = 1 << 16;
 
 /// The name of a staged snapshot of `generation`: a temporary file, removed
 /// by `open` if a crash leaves it behind.
-pub(super) fn staged_snapshot_file_name(generation: u32) -> String {
+pub(super) fn staged_snapshot_file_name(generation: Generation) -> String {
     format!("snapshot-{generation:08}-staged.qvs{TEMP_SUFFIX}")
 }
 
@@ -39,12 +39,12 @@ pub(super) fn staged_snapshot_file_name(generation: u32) -> String {
 pub(super) struct StagedSnapshot {
     io: Io,
     dir: PathBuf,
-    generation: u32,
+    generation: Generation,
     /// The staged file, until `finish` renames it.
     path: PathBuf,
     file: File,
     /// The entries as they are in the file, in file order.
-    entries: Vec<(u64, u64)>,
+    entries: Vec<(u64, Slot)>,
     /// The checksum state of each chunk of `entries`, in order.
     chunk_crcs: Vec<crc32fast::Hasher>,
     /// Set once the file is renamed to its final name (or removed).
@@ -64,7 +64,7 @@ impl StagedSnapshot {
     /// any of them by its slot) to the staged file of `generation` and syncs
     /// it. The header is left zero: the file is not a snapshot until
     /// `finish`.
-    pub(super) fn stage(io: &Io, dir: &Path, generation: u32, index: &Index) -> Result<Self> {
+    pub(super) fn stage(io: &Io, dir: &Path, generation: Generation, index: &Index) -> Result<Self> {
         let path = dir.join(staged_snapshot_file_name(generation));
         if path.exists() {
             io.remove_file(&path).context(|| format!("removing the leftover {}", path.display()))?;
@@ -98,7 +98,7 @@ impl StagedSnapshot {
     /// header for `lsn` and `end_slot`, syncs the file and renames it to
     /// `snapshot-<generation>-<lsn>.qvs`, syncing the directory. Returns
     /// the final name.
-    pub(super) fn finish(mut self, index: &Index, changes: &[Change], lsn: Lsn, end_slot: u64) -> Result<String> {
+    pub(super) fn finish(mut self, index: &Index, changes: &[Change], lsn: Lsn, end_slot: Slot) -> Result<String> {
         // Where each touched id's entry is, before any change: the entries
         // are sorted by slot and an id's slot in the index is its entry's.
         let mut touched: FxHashMap<u64, Option<usize>> = FxHashMap::default();
@@ -163,9 +163,9 @@ impl StagedSnapshot {
             entries_crc.combine(crc);
         }
         let header = SnapshotHeader {
-            generation: self.generation,
+            generation: self.generation.get(),
             lsn: lsn.get(),
-            end_slot,
+            end_slot: end_slot.get(),
             entry_count: self.entries.len() as u64,
             entries_crc: entries_crc.finalize(),
         };
@@ -174,7 +174,7 @@ impl StagedSnapshot {
         self.write(0, &head)?;
         self.io.sync_all(&self.file, &self.path).context(|| format!("syncing {}", self.path.display()))?;
 
-        let name = snapshot_file_name(self.generation, lsn.get());
+        let name = snapshot_file_name(self.generation.get(), lsn.get());
         let target = self.dir.join(&name);
         self.io.rename(&self.path, &target).context(|| format!("renaming {} to {name}", self.path.display()))?;
         // From here the staged file is the named snapshot: if the directory
@@ -195,7 +195,7 @@ impl StagedSnapshot {
         let end = (start + CHUNK_ENTRIES).min(self.entries.len());
         let mut bytes = Vec::with_capacity((end - start) * SNAPSHOT_ENTRY_BYTES);
         for &(id, slot) in &self.entries[start..end] {
-            bytes.extend_from_slice(&encode_entry(id, slot));
+            bytes.extend_from_slice(&encode_entry(id, slot.get()));
         }
         let mut crc = crc32fast::Hasher::new();
         crc.update(&bytes);
@@ -224,7 +224,7 @@ mod tests {
     use crate::format::snapshot::entries as decode_entries;
 
     fn index_of(entries: &[(u64, u64)]) -> Index {
-        Index::from_entries(entries.iter().copied()).expect("distinct ids")
+        Index::from_entries(entries.iter().map(|&(id, slot)| (id, Slot::from(slot)))).expect("distinct ids")
     }
 
     /// Stages `before`, finishes with `changes`, and returns the decoded
@@ -233,10 +233,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let io = Io::new(None);
         let index = index_of(before);
-        let staged = StagedSnapshot::stage(&io, dir.path(), 2, &index).expect("stage");
-        let name = staged.finish(&index, changes, Lsn::from(9), 1 << 40).expect("finish");
+        let generation = Generation::from(2);
+        let staged = StagedSnapshot::stage(&io, dir.path(), generation, &index).expect("stage");
+        let name = staged.finish(&index, changes, Lsn::from(9), Slot::from(1 << 40)).expect("finish");
         assert_eq!(name, snapshot_file_name(2, 9));
-        assert!(!dir.path().join(staged_snapshot_file_name(2)).exists(), "the staged file was renamed");
+        assert!(!dir.path().join(staged_snapshot_file_name(generation)).exists(), "the staged file was renamed");
         let bytes = std::fs::read(dir.path().join(name)).expect("read");
         let header = SnapshotHeader::decode_from(&bytes).expect("a valid snapshot");
         let mut entries = decode_entries(&bytes).collect::<Vec<_>>();
@@ -245,7 +246,7 @@ mod tests {
     }
 
     fn sorted(index: &Index) -> Vec<(u64, u64)> {
-        let mut e = index.entries();
+        let mut e: Vec<_> = index.entries().into_iter().map(|(id, slot)| (id, slot.get())).collect();
         e.sort_unstable();
         e
     }
@@ -259,9 +260,9 @@ mod tests {
         let before: Vec<(u64, u64)> = (0..1000).map(|i| (i * 7, i)).collect();
         let mut changes: Vec<Change> = Vec::new();
         changes.extend((0..50).map(|i| (i * 7 * 3, None)));
-        changes.extend((0..20).map(|i| (i * 7 * 5 + 7, Some(1000 + i))));
-        changes.extend((0..10).map(|i| (100_000 + i, Some(1020 + i))));
-        changes.push((200_000, Some(1030)));
+        changes.extend((0..20).map(|i| (i * 7 * 5 + 7, Some(Slot::from(1000 + i)))));
+        changes.extend((0..10).map(|i| (100_000 + i, Some(Slot::from(1020 + i)))));
+        changes.push((200_000, Some(Slot::from(1030))));
         changes.push((200_000, None));
         let (header, entries, index) = staged_then_finished(&before, &changes);
         assert_eq!(entries, sorted(&index));
@@ -287,7 +288,7 @@ mod tests {
     fn finish_from_empty() {
         let (header, entries, _) = staged_then_finished(&[], &[]);
         assert_eq!((header.entry_count, entries.len()), (0, 0));
-        let changes: Vec<Change> = (0..CHUNK_ENTRIES as u64 + 5).map(|i| (i, Some(i))).collect();
+        let changes: Vec<Change> = (0..CHUNK_ENTRIES as u64 + 5).map(|i| (i, Some(Slot::from(i)))).collect();
         let (_, entries, index) = staged_then_finished(&[], &changes);
         assert_eq!(entries, sorted(&index));
     }

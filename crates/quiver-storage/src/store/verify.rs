@@ -16,6 +16,7 @@ use crate::data_file::{NewestRecords, ScanEnd, scan_records};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::record::RecordKind;
+use crate::ids::Slot;
 
 /// What [`VectorStore::verify`] checked and found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +72,7 @@ impl<T: Element> VectorStore<T> {
         let end_slot = w.append.next_slot();
         // The writer's view of the index: what readers see, plus batches
         // logged at `Sync` whose shared sync has not yet made them visible.
-        let mut expected: FxHashMap<u64, u64> = self.current().index.entries().into_iter().collect();
+        let mut expected: FxHashMap<u64, Slot> = self.current().index.entries().into_iter().collect();
         for (id, slot) in w.overlay.iter() {
             match slot {
                 Some(s) => expected.insert(id, s),
@@ -81,7 +82,7 @@ impl<T: Element> VectorStore<T> {
 
         let path = self.current().data.path().to_path_buf();
         let mut problems = Vec::new();
-        let mut damaged: FxHashSet<u64> = FxHashSet::default();
+        let mut damaged: FxHashSet<Slot> = FxHashSet::default();
         let mut newest = NewestRecords::with_capacity(expected.len());
         let (records_checked, tombstones) = self.scan_records(end_slot, &mut newest, &mut damaged, &mut problems)?;
         drop(w);
@@ -134,16 +135,16 @@ impl<T: Element> VectorStore<T> {
     /// tombstones among them.
     fn scan_records(
         &self,
-        end_slot: u64,
+        end_slot: Slot,
         newest: &mut NewestRecords,
-        damaged: &mut FxHashSet<u64>,
+        damaged: &mut FxHashSet<Slot>,
         problems: &mut Vec<Problem>,
     ) -> Result<(u64, u64)> {
         let g = self.current();
         let data = &g.data;
         let path = data.path().to_path_buf();
         let (mut checked, mut tombstones) = (0u64, 0u64);
-        let end = scan_records(data, 0, end_slot, |slot, decoded| {
+        let end = scan_records(data, Slot::ZERO, end_slot, |slot, decoded| {
             checked += 1;
             match decoded {
                 Ok(h) => {
@@ -175,7 +176,7 @@ impl<T: Element> VectorStore<T> {
                      the records from slot {slot} on cannot be read"
                 ),
             });
-            damaged.extend(slot..end_slot);
+            damaged.extend((slot.get()..end_slot.get()).map(Slot::from));
         }
         Ok((checked, tombstones))
     }
@@ -187,6 +188,7 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     use crate::format::{DATA_HEADER_BYTES, RECORD_HEADER_BYTES, data_file_name};
+    use crate::ids::Slot;
     use crate::{SnapshotOutcome, VectorStore};
 
     fn vector(id: u64) -> Vec<f32> {
@@ -262,9 +264,10 @@ mod tests {
         store.store(1, &vector(10)).expect("overwrite id 1"); // slot 4
         assert!(store.delete(2).expect("delete id 2")); // slot 5, a tombstone
         // Damage the in-memory index the way a recovery bug would.
-        store.current().index.apply(&[(1, Some(1)), (2, Some(5)), (3, None), (9, Some(0))]);
+        let slot = Slot::from;
+        store.current().index.apply(&[(1, Some(slot(1))), (2, Some(slot(5))), (3, None), (9, Some(slot(0)))]);
         let report = store.verify().expect("verify");
-        let at = |slot: u64| store.current().data.slot_offset(slot);
+        let at = |n: u64| store.current().data.slot_offset(slot(n));
         let has =
             |slot: u64, what: &str| report.problems.iter().any(|p| p.offset == at(slot) && p.reason.contains(what));
         assert!(has(1, "newest record is a vector at slot 4"), "{report:?}");

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::MutexGuard;
 
 use super::commit::Writer;
+use crate::ids::Slot;
 use crate::io::Io;
 
 /// The writer's sizes as of the last release of its lock.
@@ -35,14 +36,14 @@ pub(crate) struct WriterGauges {
 pub(crate) struct GaugeValues {
     pub allocated_bytes: u64,
     pub wal_bytes: u64,
-    pub committed_slots: u64,
+    pub committed_slots: Slot,
 }
 
 impl WriterGauges {
     fn publish(&self, w: &Writer) {
         self.allocated_bytes.store(w.append.allocated_bytes(), Ordering::Relaxed);
         self.wal_bytes.store(w.wal.len_bytes(), Ordering::Relaxed);
-        self.committed_slots.store(w.append.next_slot(), Ordering::Relaxed);
+        self.committed_slots.store(w.append.next_slot().get(), Ordering::Relaxed);
     }
 
     /// The values published last. Each is exact; together they may mix two
@@ -51,7 +52,7 @@ impl WriterGauges {
         GaugeValues {
             allocated_bytes: self.allocated_bytes.load(Ordering::Relaxed),
             wal_bytes: self.wal_bytes.load(Ordering::Relaxed),
-            committed_slots: self.committed_slots.load(Ordering::Relaxed),
+            committed_slots: Slot::from(self.committed_slots.load(Ordering::Relaxed)),
         }
     }
 }

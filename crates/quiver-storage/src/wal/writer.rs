@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::wal_frame::{BatchEntry, SegmentHeader, encode_batch_into};
-use crate::ids::{Lsn, SegmentNo};
+use crate::ids::{Generation, Lsn, SegmentNo, Slot};
 use crate::io::Io;
 
 /// Deferred frames are written out once this many bytes are buffered.
@@ -120,8 +120,8 @@ impl WalWriter {
     pub(crate) fn append(
         &mut self,
         lsn: Lsn,
-        generation: u32,
-        first_slot: u64,
+        generation: Generation,
+        first_slot: Slot,
         entries: &[BatchEntry],
         payloads: Option<&[u8]>,
         defer: bool,
@@ -131,8 +131,8 @@ impl WalWriter {
                 &mut self.buffer,
                 self.chain_crc,
                 lsn.get(),
-                generation,
-                first_slot,
+                generation.get(),
+                first_slot.get(),
                 entries,
                 payloads,
             );
@@ -143,8 +143,15 @@ impl WalWriter {
         }
         debug_assert!(self.buffer.is_empty(), "a non-deferred append after deferred ones");
         self.scratch.clear();
-        let crc =
-            encode_batch_into(&mut self.scratch, self.chain_crc, lsn.get(), generation, first_slot, entries, payloads);
+        let crc = encode_batch_into(
+            &mut self.scratch,
+            self.chain_crc,
+            lsn.get(),
+            generation.get(),
+            first_slot.get(),
+            entries,
+            payloads,
+        );
         let frame = std::mem::take(&mut self.scratch);
         let result = self.write_frames(&frame, false);
         self.scratch = frame;
