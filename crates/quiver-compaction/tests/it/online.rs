@@ -269,7 +269,7 @@ fn concurrent_compactions_are_refused_not_interleaved() {
     assert!(store.verify().expect("verify").problems.is_empty());
 }
 
-/// Runs `writes` on the store once, at the moment the compaction creates its
+/// Writes to the store once, at the moment the compaction creates its
 /// staged snapshot: after its last unlocked catch-up and before the writer
 /// lock, so everything written lands in the final catch-up, under the lock.
 #[derive(Debug, Default)]
@@ -285,13 +285,13 @@ impl quiver_storage::io::FaultInjector for WriteWhileStaging {
             && !self.fired.swap(true, Ordering::SeqCst)
         {
             let store = self.store.get().and_then(std::sync::Weak::upgrade).expect("the store is alive");
-            for id in 0..50u64 {
+            for id in 0..100u64 {
                 store.delete(id * 3).expect("delete a staged id");
             }
             for id in 200..260u64 {
                 store.store(id, &vector(id, 1)).expect("overwrite a staged id");
             }
-            for id in 10_000..10_080u64 {
+            for id in 10_000..10_030u64 {
                 store.store(id, &vector(id, 0)).expect("store a new id");
             }
             store.store(20_000, &vector(20_000, 0)).expect("store");
@@ -302,51 +302,167 @@ impl quiver_storage::io::FaultInjector for WriteWhileStaging {
 }
 
 // Proves the changes a compaction copies in its final catch-up, under the
-// writer lock (staged ids deleted and overwritten, new ids, an id stored and
-// deleted), reach the snapshot it finishes there: a reopen loads that
-// snapshot, not a rebuild, and holds exactly the writer's vectors.
+// writer lock (staged ids deleted — more of them than new ids, so the
+// snapshot shrinks — and overwritten, new ids, an id stored and deleted),
+// reach the snapshot it finishes there, at Buffered and at Sync: a reopen
+// loads that snapshot, not a rebuild, and holds exactly the writer's vectors.
 #[test]
 fn final_catch_up_changes_reach_the_staged_snapshot() {
+    for durability in [quiver_storage::Durability::Buffered, quiver_storage::Durability::Sync] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store");
+        let hook = Arc::new(WriteWhileStaging::default());
+        let store: Arc<VectorStore<f32>> =
+            Arc::new(options().durability(durability).fault_injector(hook.clone()).open(&path).expect("open"));
+        hook.store.set(Arc::downgrade(&store)).expect("set once");
+        for id in 0..1000u64 {
+            store.store(id, &vector(id, 0)).expect("store");
+        }
+        for id in 500..1000u64 {
+            store.delete(id).expect("delete");
+        }
+        let stats = quiver_compaction::compact(&store).expect("compact");
+        assert!(hook.fired.load(Ordering::SeqCst), "the hook ran");
+        let mut model: BTreeMap<u64, Vec<f32>> = (0..500u64).map(|id| (id, vector(id, 0))).collect();
+        for id in 0..100u64 {
+            model.remove(&(id * 3));
+        }
+        for id in 200..260u64 {
+            model.insert(id, vector(id, 1));
+        }
+        for id in 10_000..10_030u64 {
+            model.insert(id, vector(id, 0));
+        }
+        // The new file holds the 500 live records, then the final
+        // catch-up's records verbatim: 100 tombstones, 60 + 30 puts, a put
+        // and a tombstone.
+        assert_eq!(stats.live_records, 500 + 100 + 60 + 30 + 2, "{durability:?}");
+        let check = |store: &VectorStore<f32>| {
+            assert_eq!(store.len(), model.len(), "{durability:?}");
+            for (id, v) in &model {
+                assert_eq!(store.retrieve(*id).as_ref(), Some(v), "{durability:?}: id {id}");
+            }
+            assert_eq!(store.retrieve(20_000), None);
+        };
+        check(&store);
+        // Dropped, not closed: no checkpoint after the switch's own.
+        drop(Arc::try_unwrap(store).expect("the only handle"));
+        let store: VectorStore<f32> = options().durability(durability).open(&path).expect("reopen");
+        assert_eq!(
+            store.recovery_report().snapshot,
+            quiver_storage::SnapshotOutcome::Loaded { entries: model.len() as u64 },
+            "{durability:?}: {:?}",
+            store.recovery_report()
+        );
+        check(&store);
+    }
+}
+
+/// Fails the creation of a WAL segment once armed: in a compaction's
+/// commit, that is the step under the writer lock after the snapshot is
+/// finished and renamed.
+#[derive(Debug, Default)]
+struct FailSegmentCreate {
+    armed: AtomicBool,
+}
+
+impl quiver_storage::io::FaultInjector for FailSegmentCreate {
+    fn before(&self, step: quiver_storage::io::IoStep<'_>) -> quiver_storage::io::FaultAction {
+        if let quiver_storage::io::IoStep::Create { path } = step
+            && path.extension().is_some_and(|e| e == "qwal")
+            && self.armed.swap(false, Ordering::SeqCst)
+        {
+            return quiver_storage::io::FaultAction::Fail(std::io::Error::from_raw_os_error(5));
+        }
+        quiver_storage::io::FaultAction::Proceed
+    }
+}
+
+// Proves a compaction that fails under the writer lock, after its snapshot
+// was finished and renamed, leaves nothing of the next generation behind
+// (no data file, no snapshot, no staged snapshot) in the process that goes
+// on, which keeps serving and writing the old generation, and that a
+// second compaction then succeeds.
+#[test]
+fn failed_commit_leaves_nothing_behind_and_a_retry_succeeds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
-    let hook = Arc::new(WriteWhileStaging::default());
-    let store: Arc<VectorStore<f32>> = Arc::new(options().fault_injector(hook.clone()).open(&path).expect("open"));
-    hook.store.set(Arc::downgrade(&store)).expect("set once");
-    for id in 0..1000u64 {
+    let faults = Arc::new(FailSegmentCreate::default());
+    let store: VectorStore<f32> = options().fault_injector(faults.clone()).open(&path).expect("open");
+    for id in 0..300u64 {
         store.store(id, &vector(id, 0)).expect("store");
     }
-    for id in 500..1000u64 {
+    for id in 0..200u64 {
         store.delete(id).expect("delete");
     }
-    let stats = quiver_compaction::compact(&store).expect("compact");
-    assert!(hook.fired.load(Ordering::SeqCst), "the hook ran");
-    let mut model: BTreeMap<u64, Vec<f32>> = (0..500u64).map(|id| (id, vector(id, 0))).collect();
-    for id in 0..50u64 {
-        model.remove(&(id * 3));
-    }
-    for id in 200..260u64 {
-        model.insert(id, vector(id, 1));
-    }
-    for id in 10_000..10_080u64 {
-        model.insert(id, vector(id, 0));
-    }
-    assert_eq!(stats.live_records, 500 + 50 + 60 + 80 + 2, "every record copied, the final catch-up's included");
-    let check = |store: &VectorStore<f32>| {
-        assert_eq!(store.len(), model.len());
-        for (id, v) in &model {
-            assert_eq!(store.retrieve(*id).as_ref(), Some(v), "id {id}");
+    let before = files(&path);
+    faults.armed.store(true, Ordering::SeqCst);
+    let err = quiver_compaction::compact(&store).expect_err("the segment creation fails");
+    assert!(!faults.armed.load(Ordering::SeqCst), "the fault fired");
+    assert!(matches!(err, quiver_storage::Error::Io { .. }), "{err:?}");
+    assert_eq!(files(&path), before, "the failed compaction left files behind");
+    store.store(1000, &vector(1000, 0)).expect("the store still writes");
+    let stats = quiver_compaction::compact(&store).expect("a second compaction");
+    assert_eq!(stats.generation, 2);
+    assert_eq!(store.len(), 101);
+    assert_eq!(store.retrieve(250), Some(vector(250, 0)));
+}
+
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in [dir.to_path_buf(), dir.join("wal")] {
+        for e in std::fs::read_dir(&d).expect("list") {
+            out.push(e.expect("entry").file_name().to_string_lossy().into_owned());
         }
-        assert_eq!(store.retrieve(20_000), None);
-    };
-    check(&store);
-    // Dropped, not closed: no checkpoint after the switch's own.
-    drop(Arc::try_unwrap(store).expect("the only handle"));
-    let store: VectorStore<f32> = options().open(&path).expect("reopen");
-    assert_eq!(
-        store.recovery_report().snapshot,
-        quiver_storage::SnapshotOutcome::Loaded { entries: model.len() as u64 },
-        "{:?}",
-        store.recovery_report()
-    );
-    check(&store);
+    }
+    out.retain(|n| n != "wal" && n != "LOCK");
+    out.sort();
+    out
+}
+
+// Proves the session refuses to go out of order — a catch-up or a commit
+// before every live record is copied (which would let an older copy of an
+// id land after its newer one, or drop the rest) — with an error that
+// changes nothing, and refuses every step after one failed (a damaged
+// record), so half-done work is never committed.
+#[test]
+fn compaction_session_refuses_misuse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    for id in 0..100u64 {
+        store.store(id, &vector(id, 0)).expect("store");
+    }
+    let mut compaction = store.begin_compaction(quiver_storage::Headroom::default()).expect("begin");
+    assert_eq!(compaction.copy_live(10).expect("copy ten"), 10);
+    let err = compaction.catch_up().expect_err("a catch-up before the live copy is done");
+    assert!(matches!(err, quiver_storage::Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(compaction.copy_live(1000).expect("the rest"), 90, "the refusal changed nothing");
+    assert_eq!(compaction.copy_live(1000).expect("done"), 0);
+    drop(compaction);
+
+    let compaction = store.begin_compaction(quiver_storage::Headroom::default()).expect("begin again");
+    let err = compaction.commit().expect_err("a commit before the live copy");
+    assert!(matches!(err, quiver_storage::Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(files(&path).iter().filter(|n| n.ends_with(".qvd")).count(), 1, "the refused commit's file is gone");
+
+    // Damage one live record's payload on disk: the copy must fail, and the
+    // session must stay failed.
+    let record = store.metrics().live_bytes / 100;
+    let data = path.join("data-00000001.qvd");
+    let offset = quiver_storage::format::DATA_HEADER_BYTES + 50 * record + 64; // the payload, after the 64-byte header
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&data).expect("open the data file");
+        f.write_all_at(&[0xFF; 4], offset).expect("damage");
+    }
+    let mut compaction = store.begin_compaction(quiver_storage::Headroom::default()).expect("begin a third");
+    let err = compaction.copy_live(1000).expect_err("a damaged record");
+    assert!(matches!(err, quiver_storage::Error::Corrupted { .. }), "{err:?}");
+    for err in [compaction.copy_live(1000).expect_err("again"), compaction.catch_up().expect_err("catch up")] {
+        assert!(matches!(err, quiver_storage::Error::InvalidArgument(_)), "{err:?}");
+    }
+    let err = compaction.commit().expect_err("commit");
+    assert!(matches!(err, quiver_storage::Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(files(&path).iter().filter(|n| n.ends_with(".qvd")).count(), 1);
 }

@@ -57,7 +57,9 @@ pub(crate) fn scan_records(
 /// `CHUNK_RECORDS`, straight onto the end of `out` (compaction writes them
 /// from there to the next generation's file), and calls `visit(slot,
 /// decoded)` for each as [`scan_records`] does. When the scan does not
-/// complete, `out` ends with the chunk it stopped in.
+/// complete (an error, the file ending early, the visitor stopping), `out`
+/// is cut back to what it held before the call: no unchecked record is ever
+/// left in it.
 pub(crate) fn read_records_into(
     data: &DataFile,
     from_slot: Slot,
@@ -67,25 +69,34 @@ pub(crate) fn read_records_into(
 ) -> io::Result<ScanEnd> {
     let record_size = usize::try_from(data.record_size_bytes()).expect("a record size fits in usize");
     let payload_bytes = data.payload_bytes();
+    let before = out.len();
     let mut slot = from_slot;
-    while slot < end_slot {
+    let ended = loop {
+        if slot >= end_slot {
+            break Ok(ScanEnd::Complete);
+        }
         let n = CHUNK_RECORDS.min(end_slot - slot);
         let start = out.len();
         out.resize(start + n as usize * record_size, 0);
         let chunk = &mut out[start..];
         match data.read_record(slot, chunk) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ScanEnd::FileEndsAt(slot)),
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break Ok(ScanEnd::FileEndsAt(slot)),
+            Err(e) => break Err(e),
         }
-        for (i, rec) in chunk.chunks_exact(record_size).enumerate() {
-            if visit(slot + i as u64, RecordHeader::decode_from(rec, payload_bytes)).is_break() {
-                return Ok(ScanEnd::Stopped);
-            }
+        if chunk
+            .chunks_exact(record_size)
+            .enumerate()
+            .any(|(i, rec)| visit(slot + i as u64, RecordHeader::decode_from(rec, payload_bytes)).is_break())
+        {
+            break Ok(ScanEnd::Stopped);
         }
         slot += n;
+    };
+    if !matches!(ended, Ok(ScanEnd::Complete)) {
+        out.truncate(before);
     }
-    Ok(ScanEnd::Complete)
+    ended
 }
 
 /// The newest record seen for one id.

@@ -225,7 +225,8 @@ impl<T: Element> VectorStore<T> {
     /// Marks the previous snapshot and the WAL segments made obsolete by the
     /// checkpoint before last (the grace period for followers) for removal
     /// when the writer lock is released. Nothing depends on the removal; a
-    /// file left behind is removed by a later release or by `open`.
+    /// file left behind is removed by `open` (a segment also by the next
+    /// checkpoint, which lists the directory again).
     pub(super) fn remove_obsolete(
         &self,
         w: &mut Writer,

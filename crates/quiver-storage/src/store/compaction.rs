@@ -145,10 +145,14 @@ pub struct Compaction<'s, T: Element> {
     /// Taken out only by the switch, after the manifest names it.
     data: Option<DataFile>,
     generation: ids::Generation,
-    /// The old generation's live `(id, slot)` set, in slot order, and how
-    /// many of it are copied.
+    /// The old generation's live `(id, slot)` set, in slot order (freed
+    /// once copied), how many it held and how many of it are copied.
     live: Vec<(u64, Slot)>,
+    live_total: usize,
     live_copied: usize,
+    /// Set when a step failed: what it left half done (records read and not
+    /// written, an index behind the file) must never be committed.
+    failed: bool,
     /// The new generation's index, as of the records copied so far.
     index: Index,
     /// Old-file slot up to which the tail has been consumed.
@@ -232,8 +236,10 @@ impl<T: Element> VectorStore<T> {
             data: Some(data),
             generation,
             index: Index::with_capacity(live.len()),
+            live_total: live.len(),
             live,
             live_copied: 0,
+            failed: false,
             source_end_slot: end_slot,
             next_slot: Slot::ZERO,
             allocated_bytes,
@@ -282,7 +288,7 @@ impl<T: Element> Compaction<'_, T> {
     /// Live records the session started with: what [`copy_live`](Self::copy_live)
     /// copies in all.
     pub fn live_records(&self) -> u64 {
-        self.live.len() as u64
+        self.live_total as u64
     }
 
     /// Records written to the new file so far (live ones and those carried
@@ -294,16 +300,66 @@ impl<T: Element> Compaction<'_, T> {
     /// Copies the next `max_records` (at least one) of the live records, in
     /// file order, each checked (checksum, the index's id, a put) before it
     /// is written. Returns how many it copied: 0 once every live record is.
+    ///
+    /// After an error the session is spent: every later call fails, and
+    /// dropping it removes its file.
     pub fn copy_live(&mut self, max_records: usize) -> Result<u64> {
+        self.check_usable()?;
+        let copied = self.copy_live_chunk(max_records);
+        self.failed = copied.is_err();
+        copied
+    }
+
+    /// Copies, verbatim, every record committed to the old generation since
+    /// the last catch-up (or since the live copy began), puts and tombstones
+    /// alike. Returns the number copied. Call it until it returns a small
+    /// number, so the final catch-up under the writer lock is short.
+    ///
+    /// Only once [`copy_live`](Self::copy_live) has copied every live
+    /// record: a catch-up before would let an older copy of an id land after
+    /// its newer one. After an error the session is spent.
+    pub fn catch_up(&mut self) -> Result<u64> {
+        self.check_ready_to_catch_up()?;
+        let end = self.store.lock_writer_unchecked().append.next_slot();
+        let copied = self.catch_up_to(end);
+        if copied.is_ok() {
+            self.apply_changes();
+        }
+        self.failed = copied.is_err();
+        copied
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::InvalidArgument(
+                "this compaction failed at an earlier step; drop it and begin a new one".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_ready_to_catch_up(&self) -> Result<()> {
+        self.check_usable()?;
+        if self.live_copied < self.live_total {
+            return Err(Error::InvalidArgument(format!(
+                "{} of the compaction's {} live records are not copied yet: call copy_live until it returns 0 first",
+                self.live_total - self.live_copied,
+                self.live_total
+            )));
+        }
+        Ok(())
+    }
+
+    fn copy_live_chunk(&mut self, max_records: usize) -> Result<u64> {
         let store = self.store;
         let source = store.current();
         let from = self.live_copied;
-        let to = from.saturating_add(max_records.max(1)).min(self.live.len());
+        let to = from.saturating_add(max_records.max(1)).min(self.live_total);
         let mut i = from;
         while i < to {
-            // One read per run of consecutive slots.
+            // One read per run of consecutive slots, at most a write's worth.
             let mut j = i + 1;
-            while j < to && self.live[j].1 == self.live[j - 1].1.next() {
+            while j < to && j - i < WRITE_CHUNK_RECORDS && self.live[j].1 == self.live[j - 1].1.next() {
                 j += 1;
             }
             let (first, end) = (self.live[i].1, self.live[j - 1].1.next());
@@ -341,18 +397,11 @@ impl<T: Element> Compaction<'_, T> {
         self.write_pending()?;
         self.apply_changes();
         self.live_copied = to;
+        if to == self.live_total {
+            // Copied: the list is not needed any more.
+            self.live = Vec::new();
+        }
         Ok((to - from) as u64)
-    }
-
-    /// Copies, verbatim, every record committed to the old generation since
-    /// the last catch-up (or since the session began), puts and tombstones
-    /// alike. Returns the number copied. Call it until it returns a small
-    /// number, so the final catch-up under the writer lock is short.
-    pub fn catch_up(&mut self) -> Result<u64> {
-        let end = self.store.lock_writer_unchecked().append.next_slot();
-        let copied = self.catch_up_to(end)?;
-        self.apply_changes();
-        Ok(copied)
     }
 
     /// Copies the old file's records in `[source_end_slot, end_slot)`, each
@@ -434,6 +483,9 @@ impl<T: Element> Compaction<'_, T> {
     /// and the manifest naming the new generation (the commit point), and
     /// the switch. On an error before the manifest rename, the new files are
     /// removed and the old generation stays in use.
+    ///
+    /// Only once [`copy_live`](Self::copy_live) has copied every live record,
+    /// and not after an error in an earlier step.
     pub fn commit(mut self) -> Result<SwitchOutcome> {
         self.catch_up()?;
         self.data().sync_data().context(|| format!("syncing {}", self.data().path().display()))?;
@@ -463,10 +515,11 @@ impl<T: Element> Compaction<'_, T> {
         let store = self.store;
         let records_before = w.append.next_slot().get();
         let bytes_before = w.append.allocated_bytes();
-        let lsn = w.append.last_lsn();
         let mut snapshot_name = None;
+        let mut lsn = w.append.last_lsn();
         let prepared = (|| -> Result<_> {
             store.sync_all_locked(w)?;
+            lsn = w.append.last_lsn();
             let caught_up = self.catch_up_to(w.append.next_slot())?;
             let data = self.data();
             data.sync_data().context(|| format!("syncing {}", data.path().display()))?;

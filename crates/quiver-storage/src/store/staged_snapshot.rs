@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::format::snapshot::{SNAPSHOT_ENTRY_BYTES, SnapshotHeader, encode_entry};
 use crate::format::{TEMP_SUFFIX, snapshot_file_name};
 use crate::ids::{Generation, Lsn, Slot};
@@ -103,11 +103,20 @@ impl StagedSnapshot {
         // are sorted by slot and an id's slot in the index is its entry's.
         let mut touched: FxHashMap<u64, Option<usize>> = FxHashMap::default();
         for &(id, _) in changes {
-            touched.entry(id).or_insert_with(|| {
-                index.get(id).map(|slot| {
-                    self.entries.binary_search_by_key(&slot, |&(_, s)| s).expect("every indexed slot was staged")
-                })
-            });
+            if touched.contains_key(&id) {
+                continue;
+            }
+            let position = match index.get(id) {
+                None => None,
+                Some(slot) => {
+                    Some(self.entries.binary_search_by_key(&slot, |&(_, s)| s).map_err(|_| Error::Corrupted {
+                        path: self.path.clone(),
+                        offset: 0,
+                        reason: format!("the staged snapshot lacks id {id} at {slot}, which the new index holds"),
+                    })?)
+                }
+            };
+            touched.insert(id, position);
         }
         index.apply(changes);
 
@@ -291,5 +300,77 @@ mod tests {
         let changes: Vec<Change> = (0..CHUNK_ENTRIES as u64 + 5).map(|i| (i, Some(Slot::from(i)))).collect();
         let (_, entries, index) = staged_then_finished(&[], &changes);
         assert_eq!(entries, sorted(&index));
+    }
+
+    // Proves sparse changes to a staged snapshot of several chunks — which
+    // leave most chunks as staged, so their checksums are reused and
+    // combined with the rewritten ones — give exactly the index: a move, a
+    // delete filled by a new entry, deletes filled from the last chunk, a
+    // shrink across a chunk boundary, an add-then-delete, for many seeds.
+    #[test]
+    fn sparse_changes_across_chunks_keep_the_untouched_chunks() {
+        let chunk = CHUNK_ENTRIES as u64;
+        for (seed, n) in [(1u64, 3 * chunk + 17), (2, 2 * chunk + 3), (3, 4 * chunk), (4, chunk + 1), (5, 3 * chunk)] {
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move |bound: u64| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % bound
+            };
+            // Ids are not slots: an entry's id never equals its slot.
+            let before: Vec<(u64, u64)> = (0..n).map(|slot| (slot * 5 + 3, slot)).collect();
+            let mut changes: Vec<Change> = Vec::new();
+            let mut new_slot = n;
+            let mut fresh_id = 10 * n;
+            let mut step = || {
+                new_slot += 1;
+                Slot::from(new_slot)
+            };
+            for _ in 0..(2 + next(6)) {
+                let id = next(n) * 5 + 3;
+                match next(4) {
+                    0 => changes.push((id, Some(step()))),
+                    1 | 2 => changes.push((id, None)),
+                    _ => {
+                        fresh_id += 1;
+                        changes.push((fresh_id, Some(step())));
+                        if next(2) == 0 {
+                            changes.push((fresh_id, None));
+                        }
+                    }
+                }
+            }
+            // A shrink across the last chunk boundary: more deletes than adds
+            // among the last entries.
+            if n % chunk < 20 && n > chunk {
+                for slot in (n - (n % chunk) - 2)..n {
+                    changes.push((slot * 5 + 3, None));
+                }
+            }
+            let (header, entries, index) = staged_then_finished(&before, &changes);
+            assert_eq!(entries, sorted(&index), "seed {seed}, {n} staged entries, {} changes", changes.len());
+            assert_eq!(header.entry_count as usize, entries.len());
+        }
+    }
+
+    // Proves each edit alone, far from the other chunks: a delete in the
+    // first chunk filled from the last (which shrinks), a delete filled by a
+    // new entry, and new entries appended to a partial last chunk.
+    #[test]
+    fn each_edit_alone_rewrites_exactly_what_it_changes() {
+        let chunk = CHUNK_ENTRIES as u64;
+        let staged = |n: u64| -> Vec<(u64, u64)> { (0..n).map(|slot| (slot * 5 + 3, slot)).collect() };
+        let cases: [(u64, Vec<Change>); 4] = [
+            (3 * chunk + 10, vec![(3, None)]),
+            (2 * chunk + 10, vec![(3, None), (1, Some(Slot::from(9 * chunk)))]),
+            (2 * chunk + 10, (0..5).map(|k| (1 + 5 * k, Some(Slot::from(9 * chunk + k)))).collect()),
+            (2 * chunk, vec![(8, None)]),
+        ];
+        for (n, changes) in cases {
+            let (header, entries, index) = staged_then_finished(&staged(n), &changes);
+            assert_eq!(entries, sorted(&index), "{n} staged entries, changes {changes:?}");
+            assert_eq!(header.entry_count as usize, entries.len());
+        }
     }
 }

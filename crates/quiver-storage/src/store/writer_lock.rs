@@ -94,7 +94,10 @@ impl Drop for WriterLock<'_> {
         let obsolete: Vec<PathBuf> = std::mem::take(&mut guard.obsolete_files);
         drop(guard);
         // Nothing depends on these removals: a file left behind is removed
-        // by a later release or by the next `open`.
+        // by the next `open` (a WAL segment also by a later checkpoint).
+        // They run on the thread that releases the lock — a commit that
+        // triggered an automatic checkpoint pays for them, after its batch
+        // is visible and without holding anyone up.
         for path in obsolete {
             let _ = self.io.remove_file(&path);
         }
