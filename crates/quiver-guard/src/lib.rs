@@ -32,7 +32,11 @@
 //!    pin on the generation it points into, and a generation replaced by
 //!    compaction is dropped (unmapped, its file closed) only when its last
 //!    pin is released. A guard also borrows the store, so the compiler
-//!    enforces that no guard outlives the cell.
+//!    enforces that no guard outlives the cell. An owned read view (the
+//!    storage engine's `Snapshot`) holds the data file itself, reference
+//!    counted, with its regions; its slices borrow the view, so they cannot
+//!    outlive it, and the regions are unmapped only when the generation and
+//!    every view of it are gone.
 //! 4. **The cast is valid.** `T` is [`bytemuck::Pod`], every bit pattern is a
 //!    valid `T`, and [`MappedRegion::slice`] checks the alignment of the first
 //!    element (the storage engine aligns payloads to 64 bytes; see

@@ -66,12 +66,13 @@
 //! the inserts grow it themselves, as any Rust collection does.
 
 use std::collections::TryReserveError;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use rustc_hash::FxHashMap;
 
-use crate::ids::Slot;
+use crate::ids::{Lsn, Slot};
 
 /// Number of shards (a power of two).
 pub(crate) const SHARDS: usize = 64;
@@ -88,7 +89,7 @@ const OPTIMISTIC_SNAPSHOTS: u32 = 4;
 /// request that could fit.
 const TABLE_BYTES_PER_ID_AT_LEAST: u64 = 19;
 
-type Map = FxHashMap<u64, Slot>;
+pub(crate) type Map = FxHashMap<u64, Slot>;
 
 /// Why `Index::try_reserve` made no promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,12 +108,18 @@ pub(crate) type Change = (u64, Option<Slot>);
 /// The id -> slot map.
 #[derive(Debug)]
 pub(crate) struct Index {
-    shards: Box<[RwLock<Map>]>,
+    /// Each shard's table is shared, copy-on-write, with the read views
+    /// ([`Index::shared_shards`]) taken since it last changed.
+    shards: Box<[RwLock<Arc<Map>>]>,
     /// Held by `apply` (and by a snapshot that gave up retrying): the
     /// version protocol needs one batch at a time.
     apply_lock: Mutex<()>,
     /// Odd while a batch is being applied, even between batches.
     version: AtomicU64,
+    /// The LSN of the last batch applied with `apply_batch` (or set with
+    /// `set_lsn`), changed inside the version window like the shards, so a
+    /// snapshot reads the state and its LSN as one.
+    lsn: AtomicU64,
     /// How snapshots went, so tests can show which path they exercised.
     #[cfg(test)]
     snapshot_stats: SnapshotStats,
@@ -133,7 +140,7 @@ impl Default for Index {
 }
 
 #[inline]
-fn shard_of(id: u64) -> usize {
+pub(crate) fn shard_of(id: u64) -> usize {
     // Fibonacci hashing: spreads sequential ids across shards.
     (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
 }
@@ -143,9 +150,12 @@ impl Index {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let per = capacity.div_ceil(SHARDS) + capacity.div_ceil(SHARDS) / 8;
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(Map::with_capacity_and_hasher(per, Default::default()))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(Arc::new(Map::with_capacity_and_hasher(per, Default::default()))))
+                .collect(),
             apply_lock: Mutex::new(()),
             version: AtomicU64::new(0),
+            lsn: AtomicU64::new(0),
             #[cfg(test)]
             snapshot_stats: SnapshotStats::default(),
         }
@@ -184,6 +194,32 @@ impl Index {
         self.snapshot(|| Vec::with_capacity(hint), |out, _, map| out.extend(map.iter().map(|(&i, &s)| (i, s))))
     }
 
+    /// Every shard's table, shared (one reference count each, no copy), as
+    /// one consistent snapshot, with the number of ids it holds and the LSN
+    /// of the last batch in it. The next batch to touch a shard copies that
+    /// shard's table first (outside its write lock, see `unshare_shard`), so
+    /// the tables returned never change.
+    pub(crate) fn shared_shards(&self) -> (Box<[Arc<Map>]>, usize, Lsn) {
+        let (shards, len, lsn) = self.snapshot(
+            || (Vec::with_capacity(SHARDS), 0, Lsn::ZERO),
+            |acc, shard, map| {
+                if shard == 0 {
+                    acc.2 = Lsn::from(self.lsn.load(Ordering::Acquire));
+                }
+                acc.0.push(Arc::clone(map));
+                acc.1 += map.len();
+            },
+        );
+        (shards.into_boxed_slice(), len, lsn)
+    }
+
+    /// Sets the LSN a snapshot reports, for an index built outside the
+    /// commit path (recovery's load, a compaction's new generation) before
+    /// anyone else can see it.
+    pub(crate) fn set_lsn(&self, lsn: Lsn) {
+        self.lsn.store(lsn.get(), Ordering::Release);
+    }
+
     /// The number of ids, summed shard by shard without the version check:
     /// a capacity hint for a snapshot, never a promise.
     fn len_estimate(&self) -> usize {
@@ -195,7 +231,7 @@ impl Index {
     /// gets the accumulator, the shard number and the shard's map, under
     /// that shard's read lock only; it may run more than once per shard,
     /// each retry starting from a `fresh` accumulator.
-    fn snapshot<A>(&self, mut fresh: impl FnMut() -> A, mut visit: impl FnMut(&mut A, usize, &Map)) -> A {
+    fn snapshot<A>(&self, mut fresh: impl FnMut() -> A, mut visit: impl FnMut(&mut A, usize, &Arc<Map>)) -> A {
         for _ in 0..OPTIMISTIC_SNAPSHOTS {
             let before = self.version.load(Ordering::Acquire);
             if before % 2 == 1 {
@@ -233,15 +269,18 @@ impl Index {
     /// the swap whoever else is applying or reserving.
     pub(crate) fn reserve_for(&self, changes: &[Change]) {
         let mut incoming = [0usize; SHARDS];
+        let mut touched = [false; SHARDS];
         for &(id, slot) in changes {
+            touched[shard_of(id)] = true;
             if slot.is_some() {
                 incoming[shard_of(id)] += 1;
             }
         }
         for (shard, &n) in incoming.iter().enumerate() {
-            if n > 0 {
-                // Best effort: if the table cannot be grown ahead, the
-                // inserts grow it under the write lock (module docs).
+            if touched[shard] {
+                // Best effort: if the table cannot be grown (or copied away
+                // from the read views sharing it) ahead, the changes do it
+                // under the write lock (module docs).
                 let _ = self.grow_shard(shard, n);
             }
         }
@@ -273,16 +312,18 @@ impl Index {
         self.grow_shard_with(shard, additional, drop)
     }
 
-    /// Grows one shard by copy-and-swap and hands the replaced table to
-    /// `retire` (which frees it) only after the shard's lock is released:
-    /// freeing a large table takes time, and readers of the shard must wait
-    /// for nothing longer than the pointer swap. Tests pass a `retire` that
-    /// observes the lock at the moment of the free.
+    /// Grows one shard by copy-and-swap — or copies it, at its size, when a
+    /// read view shares its table — and hands the replaced table to
+    /// `retire` (which frees it, or drops this shard's share of it) only
+    /// after the shard's lock is released: freeing a large table takes time,
+    /// and readers of the shard must wait for nothing longer than the
+    /// pointer swap. Tests pass a `retire` that observes the lock at the
+    /// moment of the free.
     fn grow_shard_with(
         &self,
         shard: usize,
         additional: usize,
-        retire: impl FnOnce(Map),
+        retire: impl FnOnce(Arc<Map>),
     ) -> Result<(), TryReserveError> {
         let lock = &self.shards[shard];
         // An upgradable read excludes every other mutator (writers and other
@@ -292,14 +333,16 @@ impl Index {
         // Saturating: an impossible size is refused by `try_reserve` below
         // as a capacity overflow, not by an arithmetic panic here.
         let need = map.len().saturating_add(additional);
-        if need <= map.capacity() {
+        let shared = Arc::strong_count(&map) > 1;
+        if need <= map.capacity() && !shared {
             return Ok(());
         }
-        let mut bigger = Map::default();
-        bigger.try_reserve(need.max(map.capacity().saturating_mul(2)))?;
-        bigger.extend(map.iter().map(|(&k, &v)| (k, v)));
+        let capacity = if need <= map.capacity() { map.capacity() } else { need.max(map.capacity().saturating_mul(2)) };
+        let mut copy = Map::default();
+        copy.try_reserve(capacity)?;
+        copy.extend(map.iter().map(|(&k, &v)| (k, v)));
         let mut map = RwLockUpgradableReadGuard::upgrade(map);
-        let old = std::mem::replace(&mut *map, bigger);
+        let old = std::mem::replace(&mut *map, Arc::new(copy));
         drop(map);
         retire(old);
         Ok(())
@@ -309,19 +352,34 @@ impl Index {
     /// write-locked, in shard order, while the batch is applied). Returns
     /// the slots the batch displaced, for garbage accounting.
     pub(crate) fn apply(&self, changes: &[Change]) -> Vec<Slot> {
+        self.apply_inner(None, changes)
+    }
+
+    /// Applies the batch logged at `lsn`, as [`Index::apply`] does, and
+    /// makes `lsn` the LSN snapshots report from then on.
+    pub(crate) fn apply_batch(&self, lsn: Lsn, changes: &[Change]) -> Vec<Slot> {
+        self.apply_inner(Some(lsn), changes)
+    }
+
+    fn apply_inner(&self, lsn: Option<Lsn>, changes: &[Change]) -> Vec<Slot> {
         let _one_batch_at_a_time = self.apply_lock.lock();
         self.reserve_for(changes);
         let mut touched = [false; SHARDS];
         for &(id, _) in changes {
             touched[shard_of(id)] = true;
         }
-        let mut guards: Vec<Option<RwLockWriteGuard<'_, Map>>> =
+        let mut guards: Vec<Option<RwLockWriteGuard<'_, Arc<Map>>>> =
             (0..SHARDS).map(|s| touched[s].then(|| self.shards[s].write())).collect();
         // Odd: snapshots that overlap this batch discard their copy.
         self.version.fetch_add(1, Ordering::Release);
+        if let Some(lsn) = lsn {
+            self.lsn.store(lsn.get(), Ordering::Release);
+        }
         let mut displaced = Vec::new();
         for &(id, slot) in changes {
-            let map = guards[shard_of(id)].as_mut().expect("every touched shard is locked");
+            // `reserve_for` has unshared every touched table unless a read
+            // view took a share since; then it is copied here, once.
+            let map = Arc::make_mut(guards[shard_of(id)].as_mut().expect("every touched shard is locked"));
             let old = match slot {
                 Some(s) => map.insert(id, s),
                 None => map.remove(&id),
@@ -341,7 +399,7 @@ impl Index {
         {
             let mut guards: Vec<_> = index.shards.iter().map(|s| s.write()).collect();
             for (id, slot) in entries {
-                if guards[shard_of(id)].insert(id, slot).is_some() {
+                if Arc::make_mut(&mut guards[shard_of(id)]).insert(id, slot).is_some() {
                     return Err(id);
                 }
             }

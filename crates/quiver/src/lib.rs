@@ -79,6 +79,27 @@
 //! println!("{}", guard[0]);
 //! ```
 //!
+//! ## Snapshots are owned
+//!
+//! An index that must hold its vectors (an HNSW graph, an IVF list) holds a
+//! [`Snapshot`] instead: owned, `'static`, cheap to clone, readable without
+//! locks, and unchanged by later writes and compactions. Its slices borrow
+//! the snapshot, not the store:
+//!
+//! ```
+//! use quiver::{Snapshot, VectorStore};
+//! struct Index {
+//!     vectors: Snapshot<f32>,
+//! }
+//! let dir = tempfile::tempdir()?;
+//! let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+//! store.store(1, &[1.0, 2.0])?;
+//! let index = Index { vectors: store.snapshot() };
+//! store.close()?;
+//! assert_eq!(index.vectors.get(1), Some(&[1.0, 2.0][..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Quiver targets 64-bit Linux; files are little-endian. See `docs/` in the
 //! repository for the architecture, the byte format and the durability
 //! contract.
@@ -90,7 +111,7 @@ pub use quiver_compaction::{
 };
 pub use quiver_guard::VectorGuard;
 pub use quiver_storage::{
-    Durability, Element, ElementType, Error, GrowthPolicy, LatencySummary, Metrics, Problem, RecoveryReport,
-    RefreshOutcome, Result, SnapshotOutcome, StoreInfo, StoreOptions, TornTail, VectorReader, VectorStore,
-    VerifyReport, inspect, limits,
+    Compaction, Durability, Element, ElementType, Error, GrowthPolicy, Headroom, LatencySummary, Metrics, Problem,
+    RecoveryReport, RefreshOutcome, Result, Snapshot, SnapshotIter, SnapshotOutcome, StoreInfo, StoreOptions,
+    SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport, inspect, limits,
 };

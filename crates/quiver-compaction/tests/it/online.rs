@@ -466,3 +466,41 @@ fn compaction_session_refuses_misuse() {
     assert!(matches!(err, quiver_storage::Error::InvalidArgument(_)), "{err:?}");
     assert_eq!(files(&path).iter().filter(|n| n.ends_with(".qvd")).count(), 1);
 }
+
+// Proves a snapshot taken before a compaction keeps reading the old
+// generation (its file unlinked, its vectors unchanged), and that a view of
+// the new generation relabels the old view's slots: every id kept with the
+// same record maps to a slot holding the same vector, and an id written
+// after the old view is not relabelled.
+#[test]
+fn snapshot_survives_compaction_and_relabels_its_slots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let store: VectorStore<f32> = options().open(&path).expect("open");
+    for id in 0..600u64 {
+        store.store(id, &vector(id, 0)).expect("store");
+    }
+    for id in 0..300u64 {
+        store.delete(id).expect("delete");
+    }
+    let old = store.snapshot();
+    store.store(599, &vector(599, 1)).expect("overwrite after the old view");
+    let stats = quiver_compaction::compact(&store).expect("compact");
+    assert_eq!(stats.generation, 2);
+    assert!(data_file_bytes(&path) > 0);
+    assert!(!path.join("data-00000001.qvd").exists(), "the old data file is unlinked");
+    assert_eq!((old.generation(), old.len()), (1, 300));
+    for id in 300..600u64 {
+        assert_eq!(old.get(id), Some(&vector(id, 0)[..]), "the old view reads the retired file: id {id}");
+    }
+    let new = store.snapshot();
+    assert_eq!((new.generation(), new.len()), (2, 300));
+    let relabel: BTreeMap<u64, u64> = new.relabel_from(&old).collect();
+    assert_eq!(relabel.len(), 299, "every id but the one overwritten since");
+    for (&from, &to) in &relabel {
+        assert_eq!(old.vector_at(from), new.vector_at(to), "slot {from} -> {to}");
+        assert_eq!(old.id_at(from), new.id_at(to));
+    }
+    let overwritten = old.slot_of(599).expect("live in the old view");
+    assert!(!relabel.contains_key(&overwritten));
+}

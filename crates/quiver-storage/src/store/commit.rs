@@ -382,7 +382,7 @@ impl<T: Element> VectorStore<T> {
                 self.checkpoint_if_due();
             }
         } else {
-            self.current().index.apply(&changes);
+            self.current().index.apply_batch(lsn, &changes);
             {
                 let mut c = self.commit.lock();
                 c.written_lsn = lsn;
@@ -513,7 +513,7 @@ impl<T: Element> VectorStore<T> {
         Counters::add(&self.counters.wal_syncs, 1);
         synced?;
         for b in batches {
-            self.current().index.apply(&b.changes);
+            self.current().index.apply_batch(b.lsn, &b.changes);
         }
         Ok(())
     }

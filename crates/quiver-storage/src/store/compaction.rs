@@ -29,6 +29,7 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -554,7 +555,9 @@ impl<T: Element> Compaction<'_, T> {
         w.overlay.clear();
         let old_path = store.current().data.path().to_path_buf();
         let index = std::mem::replace(&mut self.index, Index::with_capacity(0));
-        let retired = store.gens.replace(Generation { data, index });
+        // It holds every batch up to the switch's LSN.
+        index.set_lsn(lsn);
+        let retired = store.gens.replace(Generation { data: Arc::new(data), index });
         let outcome = SwitchOutcome {
             generation: self.generation.get(),
             records_before,

@@ -17,6 +17,7 @@ mod poison;
 mod reader;
 mod replay;
 mod report;
+mod snapshot;
 mod staged_snapshot;
 mod verify;
 mod writer_lock;
@@ -40,6 +41,7 @@ use crate::options::{Durability, StoreOptions};
 
 pub use reader::{RefreshOutcome, VectorReader};
 pub use report::{RecoveryReport, SnapshotOutcome, TornTail};
+pub use snapshot::{Snapshot, SnapshotIter};
 pub use verify::{Problem, VerifyReport};
 
 pub use commit::MAX_BATCH_BYTES;
@@ -107,9 +109,12 @@ impl<T: Element> std::fmt::Debug for VectorStore<T> {
 }
 
 /// One generation: a data file and the index of the records in it.
+///
+/// The data file is shared with the [`Snapshot`]s taken of it, so its
+/// mapping lives until the generation and every snapshot of it are gone.
 #[derive(Debug)]
 pub(crate) struct Generation {
-    pub data: DataFile,
+    pub data: std::sync::Arc<DataFile>,
     pub index: Index,
 }
 

@@ -359,6 +359,8 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     remove_leftovers(io, dir, &manifest, &mut report.files_removed)?;
 
     let (index, snapshot) = load_index(dir, &manifest, &data)?;
+    // The checkpoint's LSN until replay applies later batches.
+    index.set_lsn(Lsn::from(manifest.checkpoint_lsn));
     report.snapshot = snapshot;
 
     let wal = replay_wal(io, dir, &manifest, &data, &index, shape)?;
@@ -385,7 +387,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         shape,
         options: options.clone(),
         io: io.clone(),
-        gens: GenerationCell::new(super::Generation { data, index }),
+        gens: GenerationCell::new(super::Generation { data: std::sync::Arc::new(data), index }),
         writer: Mutex::new(writer),
         gauges: super::writer_lock::WriterGauges::default(),
         commit: Mutex::new(CommitState { written_lsn: applied, applied_lsn: applied, ..CommitState::default() }),

@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use quiver_guard::{GenerationCell, VectorGuard};
 
 use super::Generation;
+use super::Snapshot;
 use super::open::{load_snapshot, rebuild_from_data};
 use super::replay::index_changes;
 use crate::data_file::DataFile;
@@ -39,7 +40,7 @@ use crate::format::WAL_DIR;
 use crate::format::header::StoreShape;
 use crate::format::manifest::Manifest;
 use crate::format::wal_frame::{Batch, SegmentHeader};
-use crate::ids::{self, SegmentNo, Slot};
+use crate::ids::{self, Lsn, SegmentNo, Slot};
 use crate::index::Index;
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
@@ -198,6 +199,13 @@ impl<T: Element> VectorReader<T> {
         self.gens.pin().index.ids()
     }
 
+    /// An immutable read view of what this reader has applied: every batch
+    /// up to [`Snapshot::lsn`]. A later [`refresh`](Self::refresh) does not
+    /// change it; take a new one after.
+    pub fn snapshot(&self) -> Snapshot<T> {
+        Snapshot::of(&self.gens.pin())
+    }
+
     /// Catches up with the writer: applies every batch logged since the last
     /// refresh, or reloads from the newest snapshot when the writer switched
     /// generations, removed the segment this reader was in, or the log does
@@ -249,7 +257,8 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         // As the writer's recovery does: never publish a slot past the end
         // of the file (a read of it would be SIGBUS), nor an impossible one.
         data.publish_found(Slot::from(manifest.checkpoint_end_slot))?;
-        let generation = Generation { data, index };
+        index.set_lsn(Lsn::from(manifest.checkpoint_lsn));
+        let generation = Generation { data: std::sync::Arc::new(data), index };
         let mut cursor = cursor_at(&manifest);
         let (batches, followed) = follow(dir, &generation, &mut cursor)?;
         // A log that does not continue from a fresh checkpoint almost always
@@ -429,7 +438,7 @@ fn apply(g: &Generation, b: &Batch<'_>, cursor: &mut Cursor) -> Result<Applied> 
     // Publish before indexing: a reader must never find a slot it cannot map.
     g.data.ensure_mapped(end_slot)?;
     g.data.publish(end_slot);
-    g.index.apply(&index_changes(b));
+    g.index.apply_batch(Lsn::from(b.lsn), &index_changes(b));
     cursor.next_lsn += 1;
     cursor.next_slot = end_slot;
     Ok(Applied::Yes)

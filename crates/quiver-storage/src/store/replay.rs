@@ -23,7 +23,7 @@ use crate::format::manifest::{MAX_SEGMENT, Manifest};
 use crate::format::record::{RecordHeader, RecordKind};
 use crate::format::wal_frame::{Batch, BatchEntry, SegmentHeader};
 use crate::format::{WAL_DIR, wal_segment_name};
-use crate::ids::{Generation, SegmentNo, Slot};
+use crate::ids::{Generation, Lsn, SegmentNo, Slot};
 use crate::index::{Change, Index};
 use crate::io::Io;
 use crate::store::report::TornTail;
@@ -366,7 +366,7 @@ impl Replay<'_> {
 
     /// Applies a verified batch, which ends at `end_slot`, to the index.
     fn accept(&mut self, b: &Batch<'_>, end_slot: Slot) -> Verdict {
-        self.index.apply(&index_changes(b));
+        self.index.apply_batch(Lsn::from(b.lsn), &index_changes(b));
         self.next_lsn += 1;
         self.next_slot = end_slot;
         self.batches += 1;

@@ -12,5 +12,6 @@ mod fuzz_regressions;
 mod model_proptest;
 mod power_loss;
 mod smoke;
+mod snapshot;
 mod snapshot_rebuild;
 mod wal_damage;

@@ -1,0 +1,278 @@
+//! `Snapshot<T>`: an owned, immutable read view of one generation at one
+//! committed LSN, which an index (HNSW, IVF) can hold for as long as it
+//! likes and read without locks.
+//!
+//! Taking one costs one reference count per index shard (64) and one for
+//! the data file; no entry is copied. The view stays immutable because the
+//! data file is append-only below its committed end (the records a view
+//! points at are never written again) and because the index shards are
+//! copy-on-write: the next batch to touch a shard a view shares copies that
+//! shard first, outside its write lock (`crate::index`). A view held across
+//! many batches therefore costs memory — up to one copy of every shard it
+//! pins — but never a reader's or a writer's wait.
+//!
+//! Reads through a view take no lock and do no atomic read-modify-write: a
+//! `get` is a hash lookup in an immutable table and one address computation
+//! in the mapping, which the view keeps alive (it holds the data file, so a
+//! compaction that retires the generation leaves the mapping, and the
+//! unlinked file's blocks, in place until the last view of it is dropped).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::{Generation, VectorStore};
+use crate::data_file::DataFile;
+use crate::element::Element;
+use crate::ids::{Lsn, Slot};
+use crate::index::{Map, SHARDS, shard_of};
+
+/// An immutable read view of a store: the vectors committed up to one LSN,
+/// in one generation's data file.
+///
+/// Owned (`'static`), cheap to clone (one reference count), `Send + Sync`;
+/// every slice it returns borrows the snapshot and stays valid, and
+/// unchanged, for as long as the snapshot lives — whatever is written,
+/// deleted or compacted meanwhile.
+///
+/// ```
+/// use quiver_storage::VectorStore;
+/// let dir = tempfile::tempdir()?;
+/// let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+/// store.store(1, &[1.0, 1.0])?;
+/// let snapshot = store.snapshot();
+/// store.store(1, &[2.0, 2.0])?;
+/// store.store(2, &[3.0, 3.0])?;
+/// assert_eq!(snapshot.get(1), Some(&[1.0, 1.0][..])); // as of the snapshot
+/// assert_eq!(snapshot.get(2), None);
+/// assert_eq!(store.snapshot().get(1), Some(&[2.0, 2.0][..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Slots
+///
+/// Within one generation every record has a *slot*: its position in the
+/// data file, from 0 in file order. [`Snapshot::slot_of`] gives the slot of
+/// an id's vector in this view and [`Snapshot::vector_at`] reads a slot with
+/// one address computation, so an index that stores slots never hashes.
+/// What a slot means:
+///
+/// - A slot never changes its contents: the record written there stays
+///   there, byte for byte, for the life of the generation.
+/// - An overwrite writes the id's new vector to a new slot; a delete writes
+///   a tombstone to a new slot. The old slot keeps the old vector, so a
+///   view taken before still reads it, and `id_at` on a newer view says the
+///   old slot is no longer live.
+/// - A compaction starts a new generation ([`Snapshot::generation`] grows)
+///   and renumbers every slot. Slots of one generation mean nothing in
+///   another: an index that stores slots relabels them
+///   ([`Snapshot::relabel_from`]) when the generation changes.
+pub struct Snapshot<T: Element> {
+    view: Arc<View>,
+    _element: PhantomData<fn() -> T>,
+}
+
+/// What a snapshot pins.
+struct View {
+    data: Arc<DataFile>,
+    shards: Box<[Arc<Map>]>,
+    len: usize,
+    lsn: Lsn,
+    end_slot: Slot,
+}
+
+impl<T: Element> Clone for Snapshot<T> {
+    fn clone(&self) -> Self {
+        Self { view: Arc::clone(&self.view), _element: PhantomData }
+    }
+}
+
+impl<T: Element> fmt::Debug for Snapshot<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.view.data.generation().get())
+            .field("lsn", &self.view.lsn.get())
+            .field("len", &self.view.len)
+            .field("slot_count", &self.view.end_slot.get())
+            .finish()
+    }
+}
+
+impl<T: Element> Snapshot<T> {
+    /// The view of `g` as it stands now: the index's shards shared as one
+    /// consistent state, and the committed end read after them (so it
+    /// covers every slot they name).
+    pub(crate) fn of(g: &Generation) -> Self {
+        let (shards, len, lsn) = g.index.shared_shards();
+        debug_assert_eq!(shards.len(), SHARDS);
+        let end_slot = g.data.committed_slots();
+        Self { view: Arc::new(View { data: Arc::clone(&g.data), shards, len, lsn, end_slot }), _element: PhantomData }
+    }
+
+    /// The LSN of the last batch this view holds: every write acknowledged
+    /// up to it is in the view, none after it.
+    pub fn lsn(&self) -> u64 {
+        self.view.lsn.get()
+    }
+
+    /// The generation whose data file the view reads (see "Slots").
+    pub fn generation(&self) -> u32 {
+        self.view.data.generation().get()
+    }
+
+    /// The number of vectors in the view.
+    pub fn len(&self) -> usize {
+        self.view.len
+    }
+
+    /// Whether the view holds no vector.
+    pub fn is_empty(&self) -> bool {
+        self.view.len == 0
+    }
+
+    /// Whether `id` is in the view.
+    #[inline]
+    pub fn contains(&self, id: u64) -> bool {
+        self.view.shards[shard_of(id)].contains_key(&id)
+    }
+
+    /// Vector `id` as of the view, zero-copy, or `None` if it is absent.
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<&[T]> {
+        let slot = *self.view.shards[shard_of(id)].get(&id)?;
+        self.payload(slot)
+    }
+
+    /// The slot of `id`'s vector in this view (see "Slots").
+    #[inline]
+    pub fn slot_of(&self, id: u64) -> Option<u64> {
+        self.view.shards[shard_of(id)].get(&id).map(|s| s.get())
+    }
+
+    /// The vector written at `slot`, zero-copy: one address computation.
+    /// `None` only for a slot at or past [`slot_count`](Self::slot_count).
+    ///
+    /// Any slot below `slot_count` holds the vector its record was written
+    /// with — also a slot that is no longer live in this view (an id since
+    /// overwritten or deleted), and a tombstone, whose payload is zeros. A
+    /// slot from [`slot_of`](Self::slot_of) is live; [`id_at`](Self::id_at)
+    /// tells whether any other is.
+    #[inline]
+    pub fn vector_at(&self, slot: u64) -> Option<&[T]> {
+        let slot = Slot::from(slot);
+        if slot >= self.view.end_slot {
+            return None;
+        }
+        self.payload(slot)
+    }
+
+    /// The id whose live vector is at `slot` in this view, or `None` if the
+    /// slot is past the end or its record is not the live one of its id
+    /// (overwritten, deleted, or a tombstone).
+    pub fn id_at(&self, slot: u64) -> Option<u64> {
+        let slot = Slot::from(slot);
+        if slot >= self.view.end_slot {
+            return None;
+        }
+        let id = self.view.data.record_id(slot)?;
+        (self.view.shards[shard_of(id)].get(&id) == Some(&slot)).then_some(id)
+    }
+
+    /// The number of slots the view covers: every slot its vectors are at is
+    /// below this.
+    pub fn slot_count(&self) -> u64 {
+        self.view.end_slot.get()
+    }
+
+    /// Every id in the view, unordered (shard by shard).
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.view.shards.iter().flat_map(|m| m.keys().copied())
+    }
+
+    /// Every `(id, vector)` in the view, in file order, zero-copy — the fast
+    /// way to scan: the kernel reads ahead, and nothing is allocated per
+    /// vector.
+    ///
+    /// ```
+    /// use quiver_storage::VectorStore;
+    /// let dir = tempfile::tempdir()?;
+    /// let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+    /// store.store_batch(&[(1, &[1.0, 0.0][..]), (2, &[0.0, 2.0][..])])?;
+    /// store.store(1, &[5.0, 5.0])?; // overwritten: the old record is skipped
+    /// let snapshot = store.snapshot();
+    /// let seen: Vec<(u64, f32)> = snapshot.iter().map(|(id, v)| (id, v[0])).collect();
+    /// assert_eq!(seen, [(2, 0.0), (1, 5.0)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&self) -> SnapshotIter<'_, T> {
+        SnapshotIter { snapshot: self, next_slot: 0, left: self.view.len }
+    }
+
+    /// Relabels the slots of an older view of the same store for this one:
+    /// `(old slot, new slot)` for every id that is in both views with the
+    /// same record (the vector the older view read, copied by a compaction
+    /// or untouched). Ids overwritten or deleted since are not listed. An
+    /// index that stores slots and sees [`generation`](Self::generation)
+    /// change rewrites its slots with this instead of rebuilding, then
+    /// catches up on what changed.
+    pub fn relabel_from<'a>(&'a self, older: &'a Snapshot<T>) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let same_generation = self.view.data.generation() == older.view.data.generation();
+        older.view.shards.iter().flat_map(|m| m.iter()).filter_map(move |(&id, &old)| {
+            let new = *self.view.shards[shard_of(id)].get(&id)?;
+            if same_generation {
+                return (new == old).then_some((old.get(), new.get()));
+            }
+            // Across generations a record is carried over byte for byte, so
+            // the same record has the same LSN in both files.
+            let same = self.view.data.record_lsn(new)? == older.view.data.record_lsn(old)?;
+            same.then_some((old.get(), new.get()))
+        })
+    }
+
+    #[inline]
+    fn payload(&self, slot: Slot) -> Option<&[T]> {
+        let payload = self.view.data.payload::<T>(slot);
+        debug_assert!(payload.is_some(), "a slot below the view's end is always published");
+        payload
+    }
+}
+
+/// The iterator of [`Snapshot::iter`]: `(id, vector)` in file order.
+#[derive(Debug)]
+pub struct SnapshotIter<'a, T: Element> {
+    snapshot: &'a Snapshot<T>,
+    next_slot: u64,
+    /// Live vectors not yet returned: the scan stops after the last one.
+    left: usize,
+}
+
+impl<'a, T: Element> Iterator for SnapshotIter<'a, T> {
+    type Item = (u64, &'a [T]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.left > 0 && self.next_slot < self.snapshot.view.end_slot.get() {
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            if let Some(id) = self.snapshot.id_at(slot) {
+                self.left -= 1;
+                return Some((id, self.snapshot.payload(Slot::from(slot))?));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<T: Element> ExactSizeIterator for SnapshotIter<'_, T> {}
+
+impl<T: Element> VectorStore<T> {
+    /// An immutable read view of the store as it stands: every acknowledged
+    /// write up to [`Snapshot::lsn`], none after. Cheap to take (no entry is
+    /// copied), owned, and never blocks a writer; see [`Snapshot`].
+    pub fn snapshot(&self) -> Snapshot<T> {
+        Snapshot::of(&self.current())
+    }
+}
