@@ -1,6 +1,8 @@
 //! Zero-copy `get` + sum of every element, random ids, hot, against an
 //! in-RAM `FxHashMap<u64, Box<[f32]>>` doing the same (BRIEF §4: <= 1.2x),
-//! with 1 and 2 reader threads, interleaved run by run.
+//! with 1 and 2 reader threads, interleaved run by run; and the same through
+//! a `Snapshot` (issue 8: <= 1.0x), plus the lookup alone (the first element
+//! only: <= 1.1x).
 //!
 //! `cargo bench -p quiver-benches --bench read` (QUIVER_BENCH_VECTORS,
 //! QUIVER_BENCH_RUNS, QUIVER_BENCH_READS).
@@ -31,10 +33,20 @@ fn main() {
         }
     }
     let order = random_ids(count, reads, 42);
+    let snapshot = store.snapshot();
+    // Each pass reads every id of `order` and folds it into a sum: the whole
+    // vector (`get` + sum), or only its first element (the lookup alone).
     let quiver_pass = |order: &[u64]| {
         let mut total = 0.0f32;
         for &id in order {
             total += sum(&store.get(id).expect("present"));
+        }
+        black_box(total)
+    };
+    let snapshot_pass = |order: &[u64]| {
+        let mut total = 0.0f32;
+        for &id in order {
+            total += sum(snapshot.get(id).expect("present"));
         }
         black_box(total)
     };
@@ -45,37 +57,63 @@ fn main() {
         }
         black_box(total)
     };
-    // Warm both.
+    let snapshot_lookup = |order: &[u64]| {
+        let mut total = 0.0f32;
+        for &id in order {
+            total += snapshot.get(id).expect("present")[0];
+        }
+        black_box(total)
+    };
+    let map_lookup = |order: &[u64]| {
+        let mut total = 0.0f32;
+        for &id in order {
+            total += map.get(&id).expect("present")[0];
+        }
+        black_box(total)
+    };
+    let halves: Vec<&[u64]> = order.chunks(order.len() / 2).collect();
+    let two_threads = |pass: &(dyn Fn(&[u64]) -> f32 + Sync)| {
+        time(|| {
+            std::thread::scope(|s| {
+                for h in &halves {
+                    s.spawn(move || pass(h));
+                }
+            })
+        })
+        .0
+    };
+    // Warm every path.
     quiver_pass(&order);
+    snapshot_pass(&order);
     map_pass(&order);
-    let mut one = Vec::new();
-    let mut two = Vec::new();
+    let (mut one, mut two, mut snap_one, mut snap_two, mut lookup) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (m, _) = time(|| map_pass(&order));
         let (q, _) = time(|| quiver_pass(&order));
+        let (sn, _) = time(|| snapshot_pass(&order));
         one.push(q.as_secs_f64() / m.as_secs_f64());
-        let halves: Vec<&[u64]> = order.chunks(order.len() / 2).collect();
-        let (m2, ()) = time(|| {
-            std::thread::scope(|s| {
-                for h in &halves {
-                    s.spawn(|| map_pass(h));
-                }
-            })
-        });
-        let (q2, ()) = time(|| {
-            std::thread::scope(|s| {
-                for h in &halves {
-                    s.spawn(|| quiver_pass(h));
-                }
-            })
-        });
+        snap_one.push(sn.as_secs_f64() / m.as_secs_f64());
+        let m2 = two_threads(&map_pass);
+        let q2 = two_threads(&quiver_pass);
+        let s2 = two_threads(&snapshot_pass);
         two.push(q2.as_secs_f64() / m2.as_secs_f64());
+        snap_two.push(s2.as_secs_f64() / m2.as_secs_f64());
+        let (ml, _) = time(|| map_lookup(&order));
+        let (sl, _) = time(|| snapshot_lookup(&order));
+        lookup.push(sl.as_secs_f64() / ml.as_secs_f64());
+        let ns = |d: std::time::Duration| d.as_secs_f64() * 1e9 / reads as f64;
         eprintln!(
-            "map {:.0} ns/get, quiver {:.0} ns/get; 2 threads: map {:.0}, quiver {:.0} ns/get",
-            m.as_secs_f64() * 1e9 / reads as f64,
-            q.as_secs_f64() * 1e9 / reads as f64,
-            m2.as_secs_f64() * 1e9 / reads as f64,
-            q2.as_secs_f64() * 1e9 / reads as f64
+            "ns/get: map {:.0}, quiver {:.0}, snapshot {:.0}; 2 threads: map {:.0}, quiver {:.0}, snapshot {:.0}; \
+             lookup alone: map {:.0}, snapshot {:.0}",
+            ns(m),
+            ns(q),
+            ns(sn),
+            ns(m2),
+            ns(q2),
+            ns(s2),
+            ns(ml),
+            ns(sl)
         );
     }
     println!("zero-copy get + sum, {count} x {DIM} f32, {reads} random reads per run, {runs} interleaved runs");
@@ -83,4 +121,7 @@ fn main() {
     println!("|---|---|---|---|---|");
     print_ratio("quiver get / FxHashMap get, 1 thread (time)", &one, "<= 1.20");
     print_ratio("quiver get / FxHashMap get, 2 threads (time)", &two, "<= 1.20");
+    print_ratio("snapshot get / FxHashMap get, 1 thread (time)", &snap_one, "<= 1.00");
+    print_ratio("snapshot get / FxHashMap get, 2 threads (time)", &snap_two, "<= 1.00");
+    print_ratio("snapshot lookup / FxHashMap lookup (first element only)", &lookup, "<= 1.10");
 }
