@@ -71,6 +71,21 @@ fn main() {
         }
         black_box(total)
     };
+    // The index probe alone, no vector touched.
+    let snapshot_probe = |order: &[u64]| {
+        let mut total = 0u64;
+        for &id in order {
+            total += snapshot.slot_of(id).expect("present");
+        }
+        black_box(total)
+    };
+    let map_probe = |order: &[u64]| {
+        let mut total = 0usize;
+        for &id in order {
+            total += map.get(&id).expect("present").len();
+        }
+        black_box(total)
+    };
     let halves: Vec<&[u64]> = order.chunks(order.len() / 2).collect();
     let two_threads = |pass: &(dyn Fn(&[u64]) -> f32 + Sync)| {
         time(|| {
@@ -86,8 +101,8 @@ fn main() {
     quiver_pass(&order);
     snapshot_pass(&order);
     map_pass(&order);
-    let (mut one, mut two, mut snap_one, mut snap_two, mut lookup) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut one, mut two, mut snap_one, mut snap_two, mut lookup, mut probe) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (m, _) = time(|| map_pass(&order));
         let (q, _) = time(|| quiver_pass(&order));
@@ -102,10 +117,13 @@ fn main() {
         let (ml, _) = time(|| map_lookup(&order));
         let (sl, _) = time(|| snapshot_lookup(&order));
         lookup.push(sl.as_secs_f64() / ml.as_secs_f64());
+        let (mp, _) = time(|| map_probe(&order));
+        let (sp, _) = time(|| snapshot_probe(&order));
+        probe.push(sp.as_secs_f64() / mp.as_secs_f64());
         let ns = |d: std::time::Duration| d.as_secs_f64() * 1e9 / reads as f64;
         eprintln!(
             "ns/get: map {:.0}, quiver {:.0}, snapshot {:.0}; 2 threads: map {:.0}, quiver {:.0}, snapshot {:.0}; \
-             lookup alone: map {:.0}, snapshot {:.0}",
+             lookup alone: map {:.0}, snapshot {:.0}; probe alone: map {:.0}, snapshot {:.0}",
             ns(m),
             ns(q),
             ns(sn),
@@ -113,7 +131,9 @@ fn main() {
             ns(q2),
             ns(s2),
             ns(ml),
-            ns(sl)
+            ns(sl),
+            ns(mp),
+            ns(sp)
         );
     }
     println!("zero-copy get + sum, {count} x {DIM} f32, {reads} random reads per run, {runs} interleaved runs");
@@ -124,4 +144,5 @@ fn main() {
     print_ratio("snapshot get / FxHashMap get, 1 thread (time)", &snap_one, "<= 1.00");
     print_ratio("snapshot get / FxHashMap get, 2 threads (time)", &snap_two, "<= 1.00");
     print_ratio("snapshot lookup / FxHashMap lookup (first element only)", &lookup, "<= 1.10");
+    print_ratio("snapshot slot_of / FxHashMap get, no vector touched", &probe, "(diagnostic)");
 }
