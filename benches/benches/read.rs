@@ -71,6 +71,18 @@ fn main() {
         }
         black_box(total)
     };
+    // 64 ids at a time through `get_many_into`, every vector summed.
+    let many_pass = |order: &[u64]| {
+        let mut total = 0.0f32;
+        let mut out = Vec::with_capacity(64);
+        for ids in order.chunks(64) {
+            snapshot.get_many_into(ids, &mut out);
+            for v in &out {
+                total += sum(v.expect("present"));
+            }
+        }
+        black_box(total)
+    };
     // The index probe alone, no vector touched.
     let snapshot_probe = |order: &[u64]| {
         let mut total = 0u64;
@@ -101,12 +113,14 @@ fn main() {
     quiver_pass(&order);
     snapshot_pass(&order);
     map_pass(&order);
-    let (mut one, mut two, mut snap_one, mut snap_two, mut lookup, mut probe) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut one, mut two, mut snap_one, mut snap_two, mut lookup, mut probe, mut many) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (m, _) = time(|| map_pass(&order));
         let (q, _) = time(|| quiver_pass(&order));
         let (sn, _) = time(|| snapshot_pass(&order));
+        let (gm, _) = time(|| many_pass(&order));
+        many.push(m.as_secs_f64() / gm.as_secs_f64());
         one.push(q.as_secs_f64() / m.as_secs_f64());
         snap_one.push(sn.as_secs_f64() / m.as_secs_f64());
         let m2 = two_threads(&map_pass);
@@ -122,11 +136,12 @@ fn main() {
         probe.push(sp.as_secs_f64() / mp.as_secs_f64());
         let ns = |d: std::time::Duration| d.as_secs_f64() * 1e9 / reads as f64;
         eprintln!(
-            "ns/get: map {:.0}, quiver {:.0}, snapshot {:.0}; 2 threads: map {:.0}, quiver {:.0}, snapshot {:.0}; \
+            "ns/get: map {:.0}, quiver {:.0}, snapshot {:.0}, get_many of 64 {:.0}; 2 threads: map {:.0}, quiver {:.0}, snapshot {:.0}; \
              lookup alone: map {:.0}, snapshot {:.0}; probe alone: map {:.0}, snapshot {:.0}",
             ns(m),
             ns(q),
             ns(sn),
+            ns(gm),
             ns(m2),
             ns(q2),
             ns(s2),
@@ -143,6 +158,7 @@ fn main() {
     print_ratio("quiver get / FxHashMap get, 2 threads (time)", &two, "<= 1.20");
     print_ratio("snapshot get / FxHashMap get, 1 thread (time)", &snap_one, "<= 1.00");
     print_ratio("snapshot get / FxHashMap get, 2 threads (time)", &snap_two, "<= 1.00");
+    print_ratio("FxHashMap get loop / snapshot get_many of 64 (speed-up per vector)", &many, ">= 2.00");
     print_ratio("snapshot lookup / FxHashMap lookup (first element only)", &lookup, "<= 1.10");
     print_ratio("snapshot slot_of / FxHashMap get, no vector touched", &probe, "(diagnostic)");
 }

@@ -15,6 +15,9 @@
 //!   `DataFile::allocate`);
 //! * regions are never unmapped before the map is dropped, and every borrow
 //!   is tied to `&self`.
+//!
+//! It also holds the one cache-prefetch hint (`prefetch`), whose intrinsic
+//! is `unsafe` to call though it has no effect on memory.
 
 #![allow(unsafe_code)]
 
@@ -161,4 +164,34 @@ impl RecordMap {
         // is tied to `&self`, which owns the region.
         Some(unsafe { region.slice::<T>(offset, count) })
     }
+}
+
+/// Asks the CPU to start loading `bytes` (a slice this map lent out): its
+/// first cache line and the first line of every further page it reaches,
+/// without waiting for them. The loads of many vectors then overlap instead
+/// of taking one miss after another, and each page's translation is looked
+/// up early; within a page the hardware prefetcher streams the rest once
+/// the vector is read. (Requesting every line measured slower: the requests
+/// overflow the core's miss buffers.) A hint only; on targets without a
+/// prefetch instruction it does nothing.
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        const PAGE: usize = 4096;
+        let start = bytes.as_ptr() as usize;
+        // The first byte, then the first byte of each later page.
+        let mut at = 0;
+        while at < bytes.len() {
+            // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has
+            // (it is in the target's baseline); a prefetch neither reads
+            // nor writes memory as far as the program can tell and never
+            // faults, and the pointer is inside a live slice anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes[at..].as_ptr().cast::<i8>()) };
+            at += PAGE - (start + at) % PAGE;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }

@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::{Generation, VectorStore};
-use crate::data_file::DataFile;
+use crate::data_file::{DataFile, prefetch};
 use crate::element::Element;
 use crate::ids::{Lsn, Slot};
 use crate::index::{Map, SHARDS, shard_of};
@@ -141,6 +141,42 @@ impl<T: Element> Snapshot<T> {
     pub fn get(&self, id: u64) -> Option<&[T]> {
         let slot = *self.view.shards[shard_of(id)].get(&id)?;
         self.payload(slot)
+    }
+
+    /// Vectors `ids[i]` as of the view, in order, into `out` (cleared
+    /// first): `out[i]` is what [`get`](Self::get) returns for `ids[i]`.
+    ///
+    /// Every vector's cache lines are requested before any is returned, so
+    /// the memory reads of a batch overlap — an HNSW or IVF search that
+    /// scores its candidates in batches waits for memory once per batch
+    /// rather than once per vector. Reusing `out` keeps the call
+    /// allocation-free.
+    ///
+    /// ```
+    /// use quiver_storage::VectorStore;
+    /// let dir = tempfile::tempdir()?;
+    /// let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+    /// store.store_batch(&[(1, &[1.0, 1.0][..]), (2, &[2.0, 2.0][..])])?;
+    /// let snapshot = store.snapshot();
+    /// let mut out = Vec::new();
+    /// snapshot.get_many_into(&[2, 9, 1], &mut out);
+    /// assert_eq!(out, [Some(&[2.0, 2.0][..]), None, Some(&[1.0, 1.0][..])]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_many_into<'s>(&'s self, ids: &[u64], out: &mut Vec<Option<&'s [T]>>) {
+        out.clear();
+        out.extend(ids.iter().map(|&id| {
+            let v = self.get(id)?;
+            prefetch(bytemuck::cast_slice(v));
+            Some(v)
+        }));
+    }
+
+    /// [`get_many_into`](Self::get_many_into) into a new vector.
+    pub fn get_many(&self, ids: &[u64]) -> Vec<Option<&[T]>> {
+        let mut out = Vec::with_capacity(ids.len());
+        self.get_many_into(ids, &mut out);
+        out
     }
 
     /// The slot of `id`'s vector in this view (see "Slots").

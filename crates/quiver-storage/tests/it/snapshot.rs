@@ -195,3 +195,27 @@ fn snapshot_lsn_after_reopen_and_from_a_follower() {
     assert_eq!(reader.snapshot().lsn(), 61);
     assert_eq!((seen.lsn(), seen.len(), seen.get(60)), (60, 60, None), "the older view did not move");
 }
+
+// Proves `get_many` and `get_many_into` answer exactly what `get` does for
+// every id, present or absent, repeated or not, in the order asked, and
+// that the reused buffer is cleared first.
+#[test]
+fn get_many_answers_what_get_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&store_path(&dir), &small(DIM));
+    for id in 0..200u64 {
+        store.store(id, &vector(id, 0, DIM)).expect("store");
+    }
+    for id in (0..200u64).step_by(7) {
+        store.delete(id).expect("delete");
+    }
+    let snapshot = store.snapshot();
+    let ids: Vec<u64> = (0..400u64).map(|i| (i * 37) % 250).chain([5, 5, u64::MAX]).collect();
+    let expected: Vec<Option<&[f32]>> = ids.iter().map(|&id| snapshot.get(id)).collect();
+    assert_eq!(snapshot.get_many(&ids), expected);
+    let mut out = vec![snapshot.get(1); 3];
+    snapshot.get_many_into(&ids[..10], &mut out);
+    assert_eq!(out, expected[..10]);
+    snapshot.get_many_into(&[], &mut out);
+    assert!(out.is_empty());
+}
