@@ -53,7 +53,7 @@ pub use options::{
 pub use quiver_guard::VectorGuard;
 pub use store::{
     Compaction, Headroom, Problem, RecoveryReport, RefreshOutcome, Snapshot, SnapshotIter, SnapshotOutcome,
-    SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport,
+    SnapshotRange, SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport,
 };
 
 /// Named limits, checked where input enters.

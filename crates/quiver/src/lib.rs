@@ -112,6 +112,6 @@ pub use quiver_compaction::{
 pub use quiver_guard::VectorGuard;
 pub use quiver_storage::{
     Compaction, Durability, Element, ElementType, Error, GrowthPolicy, Headroom, LatencySummary, Metrics, Problem,
-    RecoveryReport, RefreshOutcome, Result, Snapshot, SnapshotIter, SnapshotOutcome, StoreInfo, StoreOptions,
-    SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport, inspect, limits,
+    RecoveryReport, RefreshOutcome, Result, Snapshot, SnapshotIter, SnapshotOutcome, SnapshotRange, StoreInfo,
+    StoreOptions, SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport, inspect, limits,
 };

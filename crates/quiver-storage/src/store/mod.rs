@@ -41,7 +41,7 @@ use crate::options::{Durability, StoreOptions};
 
 pub use reader::{RefreshOutcome, VectorReader};
 pub use report::{RecoveryReport, SnapshotOutcome, TornTail};
-pub use snapshot::{Snapshot, SnapshotIter};
+pub use snapshot::{Snapshot, SnapshotIter, SnapshotRange};
 pub use verify::{Problem, VerifyReport};
 
 pub use commit::MAX_BATCH_BYTES;

@@ -19,7 +19,8 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, OnceLock};
 
 use super::{Generation, VectorStore};
 use crate::data_file::{DataFile, prefetch};
@@ -79,6 +80,8 @@ struct View {
     len: usize,
     lsn: Lsn,
     end_slot: Slot,
+    /// Every `(id, slot)` sorted by id, built by the first ordered read.
+    by_id: OnceLock<Box<[(u64, Slot)]>>,
 }
 
 impl<T: Element> Clone for Snapshot<T> {
@@ -106,7 +109,8 @@ impl<T: Element> Snapshot<T> {
         let (shards, len, lsn) = g.index.shared_shards();
         debug_assert_eq!(shards.len(), SHARDS);
         let end_slot = g.data.committed_slots();
-        Self { view: Arc::new(View { data: Arc::clone(&g.data), shards, len, lsn, end_slot }), _element: PhantomData }
+        let view = View { data: Arc::clone(&g.data), shards, len, lsn, end_slot, by_id: OnceLock::new() };
+        Self { view: Arc::new(view), _element: PhantomData }
     }
 
     /// The LSN of the last batch this view holds: every write acknowledged
@@ -244,6 +248,55 @@ impl<T: Element> Snapshot<T> {
         SnapshotIter { snapshot: self, next_slot: 0, left: self.view.len }
     }
 
+    /// The vectors whose ids fall in `ids`, in id order — forward, or
+    /// backward with `.rev()` — zero-copy, with [`SnapshotRange::seek`] and
+    /// [`SnapshotRange::seek_back`] to jump within the range.
+    ///
+    /// The first ordered read of a view sorts its ids once (O(n log n),
+    /// 16 bytes per vector, kept with the view and shared by its clones);
+    /// after that a range costs two binary searches.
+    ///
+    /// ```
+    /// use quiver_storage::VectorStore;
+    /// let dir = tempfile::tempdir()?;
+    /// let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 1)?;
+    /// for id in [5, 1, 9, 3, 7] {
+    ///     store.store(id, &[id as f32])?;
+    /// }
+    /// let snapshot = store.snapshot();
+    /// let ids = |r: quiver_storage::SnapshotRange<'_, f32>| r.map(|(id, _)| id).collect::<Vec<_>>();
+    /// assert_eq!(ids(snapshot.range(3..=7)), [3, 5, 7]);
+    /// assert_eq!(snapshot.range(..).rev().map(|(id, _)| id).collect::<Vec<_>>(), [9, 7, 5, 3, 1]);
+    /// let mut cursor = snapshot.range(..);
+    /// cursor.seek(4); // the first id >= 4
+    /// assert_eq!(cursor.next().map(|(id, v)| (id, v[0])), Some((5, 5.0)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn range(&self, ids: impl RangeBounds<u64>) -> SnapshotRange<'_, T> {
+        let sorted = self.by_id();
+        let front = match ids.start_bound() {
+            Bound::Included(&a) => sorted.partition_point(|&(id, _)| id < a),
+            Bound::Excluded(&a) => sorted.partition_point(|&(id, _)| id <= a),
+            Bound::Unbounded => 0,
+        };
+        let back = match ids.end_bound() {
+            Bound::Included(&b) => sorted.partition_point(|&(id, _)| id <= b),
+            Bound::Excluded(&b) => sorted.partition_point(|&(id, _)| id < b),
+            Bound::Unbounded => sorted.len(),
+        };
+        let front = front.min(back);
+        SnapshotRange { snapshot: self, sorted, lo: front, hi: back, front, back }
+    }
+
+    fn by_id(&self) -> &[(u64, Slot)] {
+        self.view.by_id.get_or_init(|| {
+            let mut all: Vec<(u64, Slot)> =
+                self.view.shards.iter().flat_map(|m| m.iter().map(|(&i, &s)| (i, s))).collect();
+            all.sort_unstable_by_key(|&(id, _)| id);
+            all.into_boxed_slice()
+        })
+    }
+
     /// Relabels the slots of an older view of the same store for this one:
     /// `(old slot, new slot)` for every id that is in both views with the
     /// same record (the vector the older view read, copied by a compaction
@@ -272,6 +325,67 @@ impl<T: Element> Snapshot<T> {
         payload
     }
 }
+
+/// The iterator of [`Snapshot::range`]: `(id, vector)` in id order, from
+/// both ends, with seeks.
+#[derive(Debug)]
+pub struct SnapshotRange<'a, T: Element> {
+    snapshot: &'a Snapshot<T>,
+    sorted: &'a [(u64, Slot)],
+    /// The range's bounds in `sorted`, and the part not yet returned.
+    lo: usize,
+    hi: usize,
+    front: usize,
+    back: usize,
+}
+
+impl<T: Element> SnapshotRange<'_, T> {
+    /// Moves the front to the first id `>= id` within the range (back to
+    /// the range's start if `id` is below it), so `next` continues there.
+    /// Ids already returned from the back stay returned.
+    pub fn seek(&mut self, id: u64) {
+        let at = self.lo + self.sorted[self.lo..self.hi].partition_point(|&(i, _)| i < id);
+        self.front = at.min(self.back);
+    }
+
+    /// Moves the back to the last id `<= id` within the range, so
+    /// `next_back` continues there. Ids already returned from the front
+    /// stay returned.
+    pub fn seek_back(&mut self, id: u64) {
+        let at = self.lo + self.sorted[self.lo..self.hi].partition_point(|&(i, _)| i <= id);
+        self.back = at.max(self.front);
+    }
+}
+
+impl<'a, T: Element> Iterator for SnapshotRange<'a, T> {
+    type Item = (u64, &'a [T]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        let (id, slot) = self.sorted[self.front];
+        self.front += 1;
+        Some((id, self.snapshot.payload(slot)?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.back - self.front, Some(self.back - self.front))
+    }
+}
+
+impl<T: Element> DoubleEndedIterator for SnapshotRange<'_, T> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        let (id, slot) = self.sorted[self.back];
+        Some((id, self.snapshot.payload(slot)?))
+    }
+}
+
+impl<T: Element> ExactSizeIterator for SnapshotRange<'_, T> {}
 
 /// The iterator of [`Snapshot::iter`]: `(id, vector)` in file order.
 #[derive(Debug)]

@@ -219,3 +219,56 @@ fn get_many_answers_what_get_does() {
     snapshot.get_many_into(&[], &mut out);
     assert!(out.is_empty());
 }
+
+// Proves `range` returns exactly the model's ids in the bounds, in order
+// and reversed, for every kind of bound, and that `seek`, `seek_back` and
+// mixing `next` with `next_back` behave like a cursor over that range.
+#[test]
+fn range_is_an_ordered_cursor_from_both_ends() {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&store_path(&dir), &small(DIM));
+    let mut model = BTreeMap::new();
+    for k in 0..300u64 {
+        let id = (k * 7919) % 1000; // scattered ids, in no order
+        store.store(id, &vector(id, 0, DIM)).expect("store");
+        model.insert(id, vector(id, 0, DIM));
+    }
+    for id in (0..1000u64).step_by(11) {
+        store.delete(id).expect("delete");
+        model.remove(&id);
+    }
+    let snap = store.snapshot();
+    let bounds = [
+        (Unbounded, Unbounded),
+        (Included(100), Excluded(500)),
+        (Excluded(100), Included(500)),
+        (Included(999), Unbounded),
+        (Unbounded, Excluded(0)),
+        (Included(400), Included(400)),
+        (Excluded(400), Excluded(401)),
+        (Included(5000), Unbounded),
+    ];
+    for (lo, hi) in bounds {
+        let want: Vec<(u64, Vec<f32>)> = model.range((lo, hi)).map(|(k, v)| (*k, v.clone())).collect();
+        let got: Vec<(u64, Vec<f32>)> = snap.range((lo, hi)).map(|(k, v)| (k, v.to_vec())).collect();
+        assert_eq!(got, want, "{lo:?}..{hi:?}");
+        let back: Vec<u64> = snap.range((lo, hi)).rev().map(|(k, _)| k).collect();
+        assert_eq!(back, want.iter().rev().map(|(k, _)| *k).collect::<Vec<_>>(), "reversed {lo:?}..{hi:?}");
+        assert_eq!(snap.range((lo, hi)).len(), want.len());
+    }
+    let ids: Vec<u64> = model.keys().copied().collect();
+    let mut cursor = snap.range(200..800);
+    cursor.seek(333);
+    let first = ids.iter().copied().find(|&i| i >= 333).expect("an id above 333");
+    assert_eq!(cursor.next().map(|(k, _)| k), Some(first));
+    cursor.seek_back(600);
+    let last = ids.iter().copied().rfind(|&i| i <= 600).expect("an id below 600");
+    assert_eq!(cursor.next_back().map(|(k, _)| k), Some(last));
+    let rest: Vec<u64> = cursor.by_ref().map(|(k, _)| k).collect();
+    assert_eq!(rest, ids.iter().copied().filter(|&i| i > first && i < last).collect::<Vec<_>>());
+    cursor.seek(0);
+    assert_eq!(cursor.next().map(|(k, _)| k), ids.iter().copied().find(|&i| i >= 200), "seek back to the start");
+    cursor.seek(10_000);
+    assert_eq!(cursor.next(), None, "past the range's end");
+}
