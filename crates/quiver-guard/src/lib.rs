@@ -24,8 +24,13 @@
 //!    generation: an overwrite or a delete appends a new record and leaves the
 //!    old bytes alone, and one exclusive lock file admits a single writer
 //!    process per directory. Recovery rewrites records only before a store is
-//!    handed to the user, when no guard can exist. So a committed record's
-//!    bytes are never written again while the mapping exists.
+//!    handed to the user, when no guard can exist: a guard borrows its
+//!    store, and an owned read view of a store holds the directory's lock,
+//!    so no second open (whose recovery could rewrite records) can start
+//!    while either lives. So a committed record's bytes are never written
+//!    again while the mapping exists. (A read-only follower in another
+//!    process holds no lock; what it may see while a writer recovers is in
+//!    the storage engine's docs/DURABILITY.md, "What a follower sees".)
 //! 3. **The mapping lives.** A region is unmapped only when it is dropped.
 //!    Its data file's regions live in one *generation*, held by a
 //!    [`GenerationCell`]; every [`VectorGuard`] the store hands out holds a

@@ -75,7 +75,7 @@ use rustc_hash::FxHashMap;
 use crate::ids::{Lsn, Slot};
 
 /// Number of shards (a power of two).
-pub(crate) const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 1024;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
 /// How many times a snapshot copies the shards optimistically before it
@@ -117,9 +117,11 @@ pub(crate) struct Index {
     /// Odd while a batch is being applied, even between batches.
     version: AtomicU64,
     /// The LSN of the last batch applied with `apply_batch` (or set with
-    /// `set_lsn`), changed inside the version window like the shards, so a
-    /// snapshot reads the state and its LSN as one.
+    /// `set_position`) and the data file's end after it, changed inside the
+    /// version window like the shards, so a snapshot reads the state, its
+    /// LSN and its end as one.
     lsn: AtomicU64,
+    end_slot: AtomicU64,
     /// How snapshots went, so tests can show which path they exercised.
     #[cfg(test)]
     snapshot_stats: SnapshotStats,
@@ -156,6 +158,7 @@ impl Index {
             apply_lock: Mutex::new(()),
             version: AtomicU64::new(0),
             lsn: AtomicU64::new(0),
+            end_slot: AtomicU64::new(0),
             #[cfg(test)]
             snapshot_stats: SnapshotStats::default(),
         }
@@ -195,29 +198,38 @@ impl Index {
     }
 
     /// Every shard's table, shared (one reference count each, no copy), as
-    /// one consistent snapshot, with the number of ids it holds and the LSN
-    /// of the last batch in it. The next batch to touch a shard copies that
-    /// shard's table first (outside its write lock, see `unshare_shard`), so
-    /// the tables returned never change.
-    pub(crate) fn shared_shards(&self) -> (Box<[Arc<Map>]>, usize, Lsn) {
-        let (shards, len, lsn) = self.snapshot(
-            || (Vec::with_capacity(SHARDS), 0, Lsn::ZERO),
-            |acc, shard, map| {
-                if shard == 0 {
-                    acc.2 = Lsn::from(self.lsn.load(Ordering::Acquire));
-                }
+    /// one consistent snapshot, with the number of ids it holds, the LSN of
+    /// the last batch in it and the data file's end after that batch (every
+    /// slot in the tables is below it). The next batch to touch a shard
+    /// copies that shard's table first, under its upgradable lock, so the
+    /// tables returned never change (see `grow_shard_with`).
+    pub(crate) fn shared_shards(&self) -> (Box<[Arc<Map>]>, usize, Lsn, Slot) {
+        let (shards, len, lsn, end) = self.snapshot(
+            // Read right after the version check that starts each attempt:
+            // `apply_batch` stores the position inside the version window,
+            // so an attempt that is accepted read the position of the same
+            // batch as the tables (a value seen here that a later batch
+            // stored proves that batch's odd bump happened before, so the
+            // closing version check fails).
+            || {
+                let lsn = Lsn::from(self.lsn.load(Ordering::Acquire));
+                let end = Slot::from(self.end_slot.load(Ordering::Acquire));
+                (Vec::with_capacity(SHARDS), 0, lsn, end)
+            },
+            |acc, _, map| {
                 acc.0.push(Arc::clone(map));
                 acc.1 += map.len();
             },
         );
-        (shards.into_boxed_slice(), len, lsn)
+        (shards.into_boxed_slice(), len, lsn, end)
     }
 
-    /// Sets the LSN a snapshot reports, for an index built outside the
-    /// commit path (recovery's load, a compaction's new generation) before
-    /// anyone else can see it.
-    pub(crate) fn set_lsn(&self, lsn: Lsn) {
-        self.lsn.store(lsn.get(), Ordering::Release);
+    /// Sets the LSN and end a snapshot reports, for an index built outside
+    /// the commit path (recovery's load, a follower's load, a compaction's
+    /// new generation), before anyone else can see it.
+    pub(crate) fn set_position(&mut self, lsn: Lsn, end_slot: Slot) {
+        *self.lsn.get_mut() = lsn.get();
+        *self.end_slot.get_mut() = end_slot.get();
     }
 
     /// The number of ids, summed shard by shard without the version check:
@@ -337,7 +349,14 @@ impl Index {
         if need <= map.capacity() && !shared {
             return Ok(());
         }
-        let capacity = if need <= map.capacity() { map.capacity() } else { need.max(map.capacity().saturating_mul(2)) };
+        // A copy made only because a read view shares the table is sized
+        // for what it holds, not for the table's capacity: a presized,
+        // nearly empty shard must not cost its full size per view.
+        let capacity = if need <= map.capacity() {
+            need.saturating_add(need / 8)
+        } else {
+            need.max(map.capacity().saturating_mul(2))
+        };
         let mut copy = Map::default();
         copy.try_reserve(capacity)?;
         copy.extend(map.iter().map(|(&k, &v)| (k, v)));
@@ -355,13 +374,14 @@ impl Index {
         self.apply_inner(None, changes)
     }
 
-    /// Applies the batch logged at `lsn`, as [`Index::apply`] does, and
-    /// makes `lsn` the LSN snapshots report from then on.
-    pub(crate) fn apply_batch(&self, lsn: Lsn, changes: &[Change]) -> Vec<Slot> {
-        self.apply_inner(Some(lsn), changes)
+    /// Applies the batch logged at `lsn`, after which the data file ends at
+    /// `end_slot`, as [`Index::apply`] does, and makes them the position
+    /// snapshots report from then on.
+    pub(crate) fn apply_batch(&self, lsn: Lsn, end_slot: Slot, changes: &[Change]) -> Vec<Slot> {
+        self.apply_inner(Some((lsn, end_slot)), changes)
     }
 
-    fn apply_inner(&self, lsn: Option<Lsn>, changes: &[Change]) -> Vec<Slot> {
+    fn apply_inner(&self, position: Option<(Lsn, Slot)>, changes: &[Change]) -> Vec<Slot> {
         let _one_batch_at_a_time = self.apply_lock.lock();
         self.reserve_for(changes);
         let mut touched = [false; SHARDS];
@@ -372,13 +392,17 @@ impl Index {
             (0..SHARDS).map(|s| touched[s].then(|| self.shards[s].write())).collect();
         // Odd: snapshots that overlap this batch discard their copy.
         self.version.fetch_add(1, Ordering::Release);
-        if let Some(lsn) = lsn {
+        if let Some((lsn, end_slot)) = position {
             self.lsn.store(lsn.get(), Ordering::Release);
+            self.end_slot.store(end_slot.get(), Ordering::Release);
         }
         let mut displaced = Vec::new();
         for &(id, slot) in changes {
             // `reserve_for` has unshared every touched table unless a read
-            // view took a share since; then it is copied here, once.
+            // view took a share since; then it is copied here, once, under
+            // the write lock (readers of that shard wait for that copy: the
+            // one case they do, and only when a view is taken in the few
+            // microseconds between the two).
             let map = Arc::make_mut(guards[shard_of(id)].as_mut().expect("every touched shard is locked"));
             let old = match slot {
                 Some(s) => map.insert(id, s),
@@ -668,5 +692,41 @@ mod tests {
         let entries = |pairs: &[(u64, u64)]| pairs.iter().map(|&(id, slot)| (id, Slot::from(slot))).collect::<Vec<_>>();
         assert_eq!(Index::from_entries(entries(&[(1, 1), (2, 2), (1, 3)]).into_iter()).err(), Some(1));
         assert_eq!(Index::from_entries(entries(&[(1, 1), (2, 2)]).into_iter()).map(|i| i.len()).ok(), Some(2));
+    }
+
+    // Proves a table shared with a read view never changes: a batch after
+    // the view is taken copies the shards it touches first (for puts and
+    // removals alike, also for a table shared by a second holder), and the
+    // view keeps the old contents, LSN and end while the index moves on.
+    // (The fallback copy under the write lock, for a share taken between
+    // the two, needs a second thread at the exact moment; `Arc::make_mut`
+    // is what guarantees it.)
+    #[test]
+    fn shared_tables_never_change() {
+        let index = Index::default();
+        let changes: Vec<Change> = (0..5_000u64).map(|i| (i, Some(i.into()))).collect();
+        index.apply_batch(Lsn::from(1), Slot::from(5_000), &changes);
+        let (view, len, lsn, end) = index.shared_shards();
+        assert_eq!((len, lsn, end), (5_000, Lsn::from(1), Slot::from(5_000)));
+        index.apply_batch(
+            Lsn::from(2),
+            Slot::from(5_002),
+            &[(7, Some(5_000.into())), (8, None), (9_999, Some(5_001.into()))],
+        );
+        let shard = shard_of(11);
+        let sneaked = Arc::clone(&index.shards[shard].read());
+        index.apply_inner(None, &[(11, None)]);
+        assert_eq!(sneaked.get(&11), Some(&Slot::from(11)), "a removal copied the shared table first");
+        let seen: usize = view.iter().map(|m| m.len()).sum();
+        assert_eq!(seen, 5_000);
+        assert_eq!(view[shard_of(7)].get(&7), Some(&Slot::from(7)));
+        assert_eq!(view[shard_of(8)].get(&8), Some(&Slot::from(8)));
+        assert_eq!(view[shard_of(9_999)].get(&9_999), None);
+        assert_eq!(index.get(7), Some(Slot::from(5_000)));
+        assert_eq!(index.get(8), None);
+        assert_eq!(index.get(11), None);
+        let (_, len, lsn, end) = index.shared_shards();
+        // 5,000, one added, 8 and 11 removed; the last removal set no position.
+        assert_eq!((len, lsn, end), (4_999, Lsn::from(2), Slot::from(5_002)));
     }
 }

@@ -495,6 +495,8 @@ fn snapshot_survives_compaction_and_relabels_its_slots() {
     }
     let new = store.snapshot();
     assert_eq!((new.generation(), new.len()), (2, 300));
+    assert_eq!(new.lsn(), old.lsn() + 1, "the new generation's view is at the switch's LSN");
+    assert_eq!(new.slot_count(), stats.live_records, "and covers the new file's records");
     let relabel: BTreeMap<u64, u64> = new.relabel_from(&old).collect();
     assert_eq!(relabel.len(), 299, "every id but the one overwritten since");
     for (&from, &to) in &relabel {

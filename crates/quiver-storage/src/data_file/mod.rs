@@ -233,21 +233,11 @@ impl DataFile {
         self.map.payload(slot, u64::from(RECORD_HEADER_BYTES), self.shape.dimension as usize)
     }
 
-    /// The id in the header of the published record at `slot`, read through
-    /// the mapping (`None` past the committed end). Not checksummed: callers
-    /// only compare it with what the index says.
-    pub(crate) fn record_id(&self, slot: Slot) -> Option<u64> {
-        self.header_u64(slot, 8)
-    }
-
-    /// The LSN in the header of the published record at `slot`, as
-    /// [`DataFile::record_id`] reads the id.
+    /// The LSN in the header of the published record at `slot`, read
+    /// through the mapping (`None` past the committed end). Not checksummed:
+    /// callers only compare it with another record's.
     pub(crate) fn record_lsn(&self, slot: Slot) -> Option<u64> {
-        self.header_u64(slot, 16)
-    }
-
-    fn header_u64(&self, slot: Slot, offset: u64) -> Option<u64> {
-        let bytes = self.map.payload::<u8>(slot, offset, 8)?;
+        let bytes = self.map.payload::<u8>(slot, 16, 8)?;
         Some(u64::from_le_bytes(bytes.try_into().ok()?))
     }
 

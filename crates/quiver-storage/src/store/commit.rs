@@ -57,6 +57,8 @@ pub(crate) struct Writer {
 #[derive(Debug)]
 pub(crate) struct PendingBatch {
     pub lsn: Lsn,
+    /// The data file's end after the batch.
+    pub end_slot: Slot,
     pub changes: Vec<Change>,
 }
 
@@ -367,13 +369,15 @@ impl<T: Element> VectorStore<T> {
     /// acknowledged whatever that does (a failed checkpoint changes nothing
     /// or poisons the store, and the next write reports it).
     fn make_visible(&self, mut w: WriterLock<'_>, lsn: Lsn, changes: Vec<Change>, inline: bool) -> Result<()> {
+        // The batch is the last appended: the file ends after it.
+        let end_slot = w.append.next_slot();
         if self.options.durability == Durability::Sync {
             w.overlay.insert_batch(lsn, &changes);
             {
                 let mut c = self.commit.lock();
                 c.written_lsn = lsn;
                 c.data_dirty |= !inline;
-                c.pending.push_back(PendingBatch { lsn, changes });
+                c.pending.push_back(PendingBatch { lsn, end_slot, changes });
             }
             let checkpoint_due = w.checkpoints.due(w.wal.len_bytes());
             drop(w);
@@ -382,7 +386,7 @@ impl<T: Element> VectorStore<T> {
                 self.checkpoint_if_due();
             }
         } else {
-            self.current().index.apply_batch(lsn, &changes);
+            self.current().index.apply_batch(lsn, end_slot, &changes);
             {
                 let mut c = self.commit.lock();
                 c.written_lsn = lsn;
@@ -513,7 +517,7 @@ impl<T: Element> VectorStore<T> {
         Counters::add(&self.counters.wal_syncs, 1);
         synced?;
         for b in batches {
-            self.current().index.apply_batch(b.lsn, &b.changes);
+            self.current().index.apply_batch(b.lsn, b.end_slot, &b.changes);
         }
         Ok(())
     }

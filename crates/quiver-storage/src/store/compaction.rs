@@ -554,9 +554,10 @@ impl<T: Element> Compaction<'_, T> {
         w.append.switched(end_slot, self.allocated_bytes);
         w.overlay.clear();
         let old_path = store.current().data.path().to_path_buf();
-        let index = std::mem::replace(&mut self.index, Index::with_capacity(0));
-        // It holds every batch up to the switch's LSN.
-        index.set_lsn(lsn);
+        let mut index = std::mem::replace(&mut self.index, Index::with_capacity(0));
+        // It holds every batch up to the switch's LSN, and the file ends at
+        // its last copy.
+        index.set_position(lsn, end_slot);
         let retired = store.gens.replace(Generation { data: Arc::new(data), index });
         let outcome = SwitchOutcome {
             generation: self.generation.get(),

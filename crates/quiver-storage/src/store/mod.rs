@@ -93,7 +93,11 @@ pub struct VectorStore<T: Element> {
     compacting: AtomicBool,
     counters: Counters,
     recovery: RecoveryReport,
-    _lock: File,
+    /// The directory's writer lock (an exclusive `flock`), shared with the
+    /// store's snapshots: the directory cannot be opened for writing again
+    /// while a view of it lives (its recovery could rewrite slots the view
+    /// lends out).
+    lock: std::sync::Arc<File>,
     _element: PhantomData<fn() -> T>,
 }
 

@@ -358,9 +358,9 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     io.sync_dir(dir).context(|| format!("syncing {}", dir.display()))?;
     remove_leftovers(io, dir, &manifest, &mut report.files_removed)?;
 
-    let (index, snapshot) = load_index(dir, &manifest, &data)?;
-    // The checkpoint's LSN until replay applies later batches.
-    index.set_lsn(Lsn::from(manifest.checkpoint_lsn));
+    let (mut index, snapshot) = load_index(dir, &manifest, &data)?;
+    // The checkpoint's position until replay applies later batches.
+    index.set_position(Lsn::from(manifest.checkpoint_lsn), Slot::from(manifest.checkpoint_end_slot));
     report.snapshot = snapshot;
 
     let wal = replay_wal(io, dir, &manifest, &data, &index, shape)?;
@@ -398,7 +398,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         compacting: AtomicBool::new(false),
         counters: Counters::default(),
         recovery: report,
-        _lock: lock_file,
+        lock: std::sync::Arc::new(lock_file),
         _element: std::marker::PhantomData,
     };
     // Releasing the writer lock publishes the sizes `metrics()` reports.

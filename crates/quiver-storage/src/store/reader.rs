@@ -203,7 +203,7 @@ impl<T: Element> VectorReader<T> {
     /// up to [`Snapshot::lsn`]. A later [`refresh`](Self::refresh) does not
     /// change it; take a new one after.
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot::of(&self.gens.pin())
+        Snapshot::of(&self.gens.pin(), None)
     }
 
     /// Catches up with the writer: applies every batch logged since the last
@@ -246,7 +246,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         attempts += 1;
         let manifest = read_manifest(dir)?;
         let data = DataFile::open(&io, dir, ids::Generation::from(manifest.generation), shape, window_bytes, false)?;
-        let index = match load_snapshot(dir, &manifest) {
+        let mut index = match load_snapshot(dir, &manifest) {
             Ok(index) => index,
             // The writer may have checkpointed (and removed this snapshot)
             // since the manifest was read: look again before rebuilding.
@@ -257,7 +257,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         // As the writer's recovery does: never publish a slot past the end
         // of the file (a read of it would be SIGBUS), nor an impossible one.
         data.publish_found(Slot::from(manifest.checkpoint_end_slot))?;
-        index.set_lsn(Lsn::from(manifest.checkpoint_lsn));
+        index.set_position(Lsn::from(manifest.checkpoint_lsn), Slot::from(manifest.checkpoint_end_slot));
         let generation = Generation { data: std::sync::Arc::new(data), index };
         let mut cursor = cursor_at(&manifest);
         let (batches, followed) = follow(dir, &generation, &mut cursor)?;
@@ -438,7 +438,7 @@ fn apply(g: &Generation, b: &Batch<'_>, cursor: &mut Cursor) -> Result<Applied> 
     // Publish before indexing: a reader must never find a slot it cannot map.
     g.data.ensure_mapped(end_slot)?;
     g.data.publish(end_slot);
-    g.index.apply_batch(Lsn::from(b.lsn), &index_changes(b));
+    g.index.apply_batch(Lsn::from(b.lsn), end_slot, &index_changes(b));
     cursor.next_lsn += 1;
     cursor.next_slot = end_slot;
     Ok(Applied::Yes)

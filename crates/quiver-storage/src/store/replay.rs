@@ -366,7 +366,7 @@ impl Replay<'_> {
 
     /// Applies a verified batch, which ends at `end_slot`, to the index.
     fn accept(&mut self, b: &Batch<'_>, end_slot: Slot) -> Verdict {
-        self.index.apply_batch(Lsn::from(b.lsn), &index_changes(b));
+        self.index.apply_batch(Lsn::from(b.lsn), end_slot, &index_changes(b));
         self.next_lsn += 1;
         self.next_slot = end_slot;
         self.batches += 1;

@@ -2,14 +2,20 @@
 //! committed LSN, which an index (HNSW, IVF) can hold for as long as it
 //! likes and read without locks.
 //!
-//! Taking one costs one reference count per index shard (64) and one for
+//! Taking one costs one reference count per index shard (1024) and one for
 //! the data file; no entry is copied. The view stays immutable because the
-//! data file is append-only below its committed end (the records a view
-//! points at are never written again) and because the index shards are
-//! copy-on-write: the next batch to touch a shard a view shares copies that
-//! shard first, outside its write lock (`crate::index`). A view held across
-//! many batches therefore costs memory — up to one copy of every shard it
-//! pins — but never a reader's or a writer's wait.
+//! data file is append-only below the end it took (the records a view
+//! points at are never written again: the view also holds the directory's
+//! writer lock, so no reopen's recovery can rewrite them) and because the
+//! index shards are copy-on-write.
+//!
+//! Copy-on-write has a price, paid by writers: the first batch after a view
+//! is taken that touches a shard the view shares copies that shard's table
+//! (about n/1024 entries), under the shard's upgradable lock — readers keep
+//! reading, the writer waits for the copy. A view held across many batches
+//! costs memory, up to one copy of every shard; a view taken per query
+//! makes every write copy the shards it touches. Take a view per index
+//! refresh, not per lookup.
 //!
 //! Reads through a view take no lock and do no atomic read-modify-write: a
 //! `get` is a hash lookup in an immutable table and one address computation
@@ -34,7 +40,9 @@ use crate::index::{Map, SHARDS, shard_of};
 /// Owned (`'static`), cheap to clone (one reference count), `Send + Sync`;
 /// every slice it returns borrows the snapshot and stays valid, and
 /// unchanged, for as long as the snapshot lives — whatever is written,
-/// deleted or compacted meanwhile.
+/// deleted or compacted meanwhile. A store's snapshot holds the directory's
+/// writer lock: while one lives, opening the directory for writing again
+/// (after the store is dropped) fails with `Error::Locked`.
 ///
 /// ```
 /// use quiver_storage::VectorStore;
@@ -82,6 +90,11 @@ struct View {
     end_slot: Slot,
     /// Every `(id, slot)` sorted by id, built by the first ordered read.
     by_id: OnceLock<Box<[(u64, Slot)]>>,
+    /// Every `(id, slot)` sorted by slot, built by the first scan.
+    by_slot: OnceLock<Box<[(u64, Slot)]>>,
+    /// A writer's view holds the directory's lock (see `VectorStore`'s
+    /// `lock`); a follower's holds none, as the follower itself holds none.
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 impl<T: Element> Clone for Snapshot<T> {
@@ -105,16 +118,27 @@ impl<T: Element> Snapshot<T> {
     /// The view of `g` as it stands now: the index's shards shared as one
     /// consistent state, and the committed end read after them (so it
     /// covers every slot they name).
-    pub(crate) fn of(g: &Generation) -> Self {
-        let (shards, len, lsn) = g.index.shared_shards();
+    pub(crate) fn of(g: &Generation, lock: Option<Arc<std::fs::File>>) -> Self {
+        let (shards, len, lsn, end_slot) = g.index.shared_shards();
         debug_assert_eq!(shards.len(), SHARDS);
-        let end_slot = g.data.committed_slots();
-        let view = View { data: Arc::clone(&g.data), shards, len, lsn, end_slot, by_id: OnceLock::new() };
+        let view = View {
+            data: Arc::clone(&g.data),
+            shards,
+            len,
+            lsn,
+            end_slot,
+            by_id: OnceLock::new(),
+            by_slot: OnceLock::new(),
+            _lock: lock,
+        };
         Self { view: Arc::new(view), _element: PhantomData }
     }
 
-    /// The LSN of the last batch this view holds: every write acknowledged
-    /// up to it is in the view, none after it.
+    /// The LSN of the last batch this view holds: every batch up to it is in
+    /// the view, none after it. On a store, the batches in a view are those
+    /// its writes made visible (at `Sync` only after their sync); on a
+    /// follower, those it has applied (see docs/DURABILITY.md, "What a
+    /// follower sees").
     pub fn lsn(&self) -> u64 {
         self.view.lsn.get()
     }
@@ -150,8 +174,9 @@ impl<T: Element> Snapshot<T> {
     /// Vectors `ids[i]` as of the view, in order, into `out` (cleared
     /// first): `out[i]` is what [`get`](Self::get) returns for `ids[i]`.
     ///
-    /// Every vector's cache lines are requested before any is returned, so
-    /// the memory reads of a batch overlap — an HNSW or IVF search that
+    /// Every vector's first line, and the first line of each further page
+    /// it reaches, is requested before any is returned, so the memory reads
+    /// of a batch overlap — an HNSW or IVF search that
     /// scores its candidates in batches waits for memory once per batch
     /// rather than once per vector. Reusing `out` keeps the call
     /// allocation-free.
@@ -208,14 +233,13 @@ impl<T: Element> Snapshot<T> {
 
     /// The id whose live vector is at `slot` in this view, or `None` if the
     /// slot is past the end or its record is not the live one of its id
-    /// (overwritten, deleted, or a tombstone).
+    /// (overwritten, deleted, or a tombstone). A binary search in the
+    /// view's entries sorted by slot (sorted once, on the first call of
+    /// this or [`iter`](Self::iter)).
     pub fn id_at(&self, slot: u64) -> Option<u64> {
         let slot = Slot::from(slot);
-        if slot >= self.view.end_slot {
-            return None;
-        }
-        let id = self.view.data.record_id(slot)?;
-        (self.view.shards[shard_of(id)].get(&id) == Some(&slot)).then_some(id)
+        let by_slot = self.by_slot();
+        by_slot.binary_search_by_key(&slot, |&(_, s)| s).ok().map(|at| by_slot[at].0)
     }
 
     /// The number of slots the view covers: every slot its vectors are at is
@@ -231,7 +255,8 @@ impl<T: Element> Snapshot<T> {
 
     /// Every `(id, vector)` in the view, in file order, zero-copy — the fast
     /// way to scan: the kernel reads ahead, and nothing is allocated per
-    /// vector.
+    /// vector. The first scan of a view sorts its entries by slot once
+    /// (O(n log n), 16 bytes per vector, kept with the view and its clones).
     ///
     /// ```
     /// use quiver_storage::VectorStore;
@@ -245,7 +270,7 @@ impl<T: Element> Snapshot<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&self) -> SnapshotIter<'_, T> {
-        SnapshotIter { snapshot: self, next_slot: 0, left: self.view.len }
+        SnapshotIter { snapshot: self, entries: self.by_slot().iter() }
     }
 
     /// The vectors whose ids fall in `ids`, in id order — forward, or
@@ -286,6 +311,15 @@ impl<T: Element> Snapshot<T> {
         };
         let front = front.min(back);
         SnapshotRange { snapshot: self, sorted, lo: front, hi: back, front, back }
+    }
+
+    fn by_slot(&self) -> &[(u64, Slot)] {
+        self.view.by_slot.get_or_init(|| {
+            let mut all: Vec<(u64, Slot)> =
+                self.view.shards.iter().flat_map(|m| m.iter().map(|(&i, &s)| (i, s))).collect();
+            all.sort_unstable_by_key(|&(_, slot)| slot);
+            all.into_boxed_slice()
+        })
     }
 
     fn by_id(&self) -> &[(u64, Slot)] {
@@ -366,7 +400,7 @@ impl<'a, T: Element> Iterator for SnapshotRange<'a, T> {
         }
         let (id, slot) = self.sorted[self.front];
         self.front += 1;
-        Some((id, self.snapshot.payload(slot)?))
+        Some((id, self.snapshot.payload(slot).expect("an indexed slot is below the view's end")))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -381,7 +415,7 @@ impl<T: Element> DoubleEndedIterator for SnapshotRange<'_, T> {
         }
         self.back -= 1;
         let (id, slot) = self.sorted[self.back];
-        Some((id, self.snapshot.payload(slot)?))
+        Some((id, self.snapshot.payload(slot).expect("an indexed slot is below the view's end")))
     }
 }
 
@@ -391,28 +425,19 @@ impl<T: Element> ExactSizeIterator for SnapshotRange<'_, T> {}
 #[derive(Debug)]
 pub struct SnapshotIter<'a, T: Element> {
     snapshot: &'a Snapshot<T>,
-    next_slot: u64,
-    /// Live vectors not yet returned: the scan stops after the last one.
-    left: usize,
+    entries: std::slice::Iter<'a, (u64, Slot)>,
 }
 
 impl<'a, T: Element> Iterator for SnapshotIter<'a, T> {
     type Item = (u64, &'a [T]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.left > 0 && self.next_slot < self.snapshot.view.end_slot.get() {
-            let slot = self.next_slot;
-            self.next_slot += 1;
-            if let Some(id) = self.snapshot.id_at(slot) {
-                self.left -= 1;
-                return Some((id, self.snapshot.payload(Slot::from(slot))?));
-            }
-        }
-        None
+        let &(id, slot) = self.entries.next()?;
+        Some((id, self.snapshot.payload(slot).expect("an indexed slot is below the view's end")))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        self.entries.size_hint()
     }
 }
 
@@ -423,6 +448,6 @@ impl<T: Element> VectorStore<T> {
     /// write up to [`Snapshot::lsn`], none after. Cheap to take (no entry is
     /// copied), owned, and never blocks a writer; see [`Snapshot`].
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot::of(&self.current())
+        Snapshot::of(&self.current(), Some(Arc::clone(&self.lock)))
     }
 }

@@ -165,9 +165,10 @@ fn snapshots_see_whole_batches_under_concurrent_writers() {
     });
 }
 
-// Proves a snapshot taken before reopen-time recovery reports the LSN the
-// store recovered to, and one taken from a follower holds what the follower
-// applied, unchanged by its later refreshes.
+// Proves a snapshot taken after a reopen reports the LSN the store
+// recovered to (with batches replayed after a checkpoint, and with nothing
+// to replay after a close), and one taken from a follower holds what the
+// follower applied, unchanged by its later refreshes.
 #[test]
 fn snapshot_lsn_after_reopen_and_from_a_follower() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -186,7 +187,14 @@ fn snapshot_lsn_after_reopen_and_from_a_follower() {
     }
     let store = open(&path, &opts);
     assert_eq!(store.snapshot().lsn(), 60, "a checkpoint at 50 and 10 replayed batches");
+    store.close().expect("close");
+    let store = open(&path, &opts);
+    assert_eq!(store.recovery_report().batches_replayed, 0, "close checkpointed");
+    let snap = store.snapshot();
+    assert_eq!((snap.lsn(), snap.slot_count(), snap.len()), (60, 60, 60), "the checkpoint's position");
+    drop(snap);
     let reader = opts.open_reader::<f32>(&path).expect("reader");
+    assert_eq!(reader.snapshot().lsn(), 60, "a follower opened right after a checkpoint");
     let seen = reader.snapshot();
     assert_eq!((seen.lsn(), seen.len()), (60, 60));
     store.store(60, &vector(60, 0, DIM)).expect("store");
@@ -271,4 +279,59 @@ fn range_is_an_ordered_cursor_from_both_ends() {
     assert_eq!(cursor.next().map(|(k, _)| k), ids.iter().copied().find(|&i| i >= 200), "seek back to the start");
     cursor.seek(10_000);
     assert_eq!(cursor.next(), None, "past the range's end");
+}
+
+// Proves a view's LSN, contents and slot count are one state at Sync, where
+// a batch is published before its group sync and made visible after: one
+// writer stores a marker whose value is the number of writes so far (its
+// LSN, as it is the only writer), each write one record, while snapshots
+// are taken; each must read the marker equal to its LSN and cover exactly
+// that many slots — never a record whose batch is not visible yet.
+#[test]
+fn lsn_contents_and_slot_count_agree_at_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&store_path(&dir), &small(DIM).durability(quiver_storage::Durability::Sync));
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for k in 1..=300u64 {
+                store.store(7, &[k as f32; DIM]).expect("store");
+            }
+            done.store(true, Ordering::Release);
+        });
+        let mut seen = 0;
+        while !done.load(Ordering::Acquire) {
+            let snap = store.snapshot();
+            let lsn = snap.lsn();
+            assert_eq!(snap.slot_count(), lsn, "the view covers exactly its batches' records");
+            match snap.get(7) {
+                None => assert_eq!(lsn, 0),
+                Some(v) => assert_eq!(v[0], lsn as f32, "the marker is the view's LSN"),
+            }
+            assert!(snap.vector_at(lsn).is_none(), "no slot past the view's batches");
+            seen += 1;
+        }
+        assert!(seen > 0);
+    });
+    assert_eq!(store.snapshot().lsn(), 300);
+}
+
+// Proves a store's snapshot keeps the directory locked: after the store is
+// dropped, a reopen is refused while the view lives (its recovery could
+// rewrite slots the view lends out), the view still reads, and once it is
+// dropped the directory opens.
+#[test]
+fn snapshot_keeps_the_directory_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_path(&dir);
+    let store = open(&path, &small(DIM));
+    store.store(1, &vector(1, 0, DIM)).expect("store");
+    let snap = store.snapshot();
+    drop(store);
+    let err = small(DIM).open::<f32>(&path).expect_err("a view still holds the lock");
+    assert!(matches!(err, quiver_storage::Error::Locked { .. }), "{err:?}");
+    assert_eq!(snap.get(1), Some(&vector(1, 0, DIM)[..]));
+    drop(snap);
+    let store = open(&path, &small(DIM));
+    assert_eq!(store.snapshot().get(1), Some(&vector(1, 0, DIM)[..]));
 }
