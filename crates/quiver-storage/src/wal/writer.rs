@@ -126,16 +126,11 @@ impl WalWriter {
         payloads: Option<&[u8]>,
         defer: bool,
     ) -> Result<(), AppendError> {
+        // The codec takes plain integers (docs/FORMAT.md's layout).
+        let (chain, lsn, generation, first_slot) = (self.chain_crc, lsn.get(), generation.get(), first_slot.get());
+        let encode = |buf: &mut Vec<u8>| encode_batch_into(buf, chain, lsn, generation, first_slot, entries, payloads);
         if defer {
-            self.chain_crc = encode_batch_into(
-                &mut self.buffer,
-                self.chain_crc,
-                lsn.get(),
-                generation.get(),
-                first_slot.get(),
-                entries,
-                payloads,
-            );
+            self.chain_crc = encode(&mut self.buffer);
             if self.buffer.len() >= DEFERRED_BUFFER_BYTES {
                 self.write_buffer()?;
             }
@@ -143,15 +138,7 @@ impl WalWriter {
         }
         debug_assert!(self.buffer.is_empty(), "a non-deferred append after deferred ones");
         self.scratch.clear();
-        let crc = encode_batch_into(
-            &mut self.scratch,
-            self.chain_crc,
-            lsn.get(),
-            generation.get(),
-            first_slot.get(),
-            entries,
-            payloads,
-        );
+        let crc = encode(&mut self.scratch);
         let frame = std::mem::take(&mut self.scratch);
         let result = self.write_frames(&frame, false);
         self.scratch = frame;
