@@ -151,6 +151,38 @@ fn main() {
             ns(sp)
         );
     }
+    // What a live view costs a writer: a 64-id overwrite batch right after a
+    // new snapshot (every shard it touches is shared, so it is copied
+    // first), against the same batch with no view held.
+    drop(snapshot);
+    let batch_ids = random_ids(count, 64 * 200, 7);
+    // Room for every batch below, so no run pays a growth step.
+    store.reserve_capacity(2 * runs * batch_ids.len()).expect("reserve");
+    let vectors: Vec<Vec<f32>> = (0..64).map(|i| vector(i + 1, DIM)).collect();
+    let batch_of =
+        |ids: &[u64]| -> Vec<(u64, &[f32])> { ids.iter().zip(&vectors).map(|(&id, v)| (id, &v[..])).collect() };
+    let mut cow = Vec::new();
+    for _ in 0..runs {
+        let (plain, ()) = time(|| {
+            for ids in batch_ids.chunks(64) {
+                store.store_batch(&batch_of(ids)).expect("batch");
+            }
+        });
+        let mut with_view = std::time::Duration::ZERO;
+        for ids in batch_ids.chunks(64) {
+            let view = store.snapshot();
+            let batch = batch_of(ids);
+            let (t, _) = time(|| store.store_batch(&batch).expect("batch"));
+            with_view += t;
+            drop(view);
+        }
+        cow.push(with_view.as_secs_f64() / plain.as_secs_f64());
+        eprintln!(
+            "64-id batch: {:.1} us alone, {:.1} us right after a new snapshot",
+            plain.as_secs_f64() * 1e6 / 200.0,
+            with_view.as_secs_f64() * 1e6 / 200.0
+        );
+    }
     println!("zero-copy get + sum, {count} x {DIM} f32, {reads} random reads per run, {runs} interleaved runs");
     println!("| what | median | spread | runs | target |");
     println!("|---|---|---|---|---|");
@@ -161,4 +193,5 @@ fn main() {
     print_ratio("FxHashMap get loop / snapshot get_many of 64 (speed-up per vector)", &many, ">= 2.00");
     print_ratio("snapshot lookup / FxHashMap lookup (first element only)", &lookup, "<= 1.10");
     print_ratio("snapshot slot_of / FxHashMap get, no vector touched", &probe, "(diagnostic)");
+    print_ratio("64-id batch right after a new snapshot / with no view (time)", &cow, "(the copy-on-write cost)");
 }
