@@ -59,7 +59,7 @@
 //! refused up front, and every table is allocated with `try_reserve`, so an
 //! allocation the allocator refuses is an error too. The up-front bound is
 //! needed as well because Linux overcommits: each shard's allocation alone
-//! may be granted, yet initialising the control bytes of all 64 would touch
+//! may be granted, yet initialising the control bytes of all the shards would touch
 //! more memory than exists and bring the OOM killer instead of an error.
 //! Growth ahead of a batch (`reserve_for`) is best effort: a batch that is
 //! already logged must be applied, so if the table cannot be grown ahead,

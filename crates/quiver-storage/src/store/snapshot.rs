@@ -116,8 +116,9 @@ impl<T: Element> fmt::Debug for Snapshot<T> {
 
 impl<T: Element> Snapshot<T> {
     /// The view of `g` as it stands now: the index's shards shared as one
-    /// consistent state, and the committed end read after them (so it
-    /// covers every slot they name).
+    /// consistent state, with the LSN and the file end of the last batch
+    /// applied to them (so the end covers every slot they name and no
+    /// record of a batch they do not hold).
     pub(crate) fn of(g: &Generation, lock: Option<Arc<std::fs::File>>) -> Self {
         let (shards, len, lsn, end_slot) = g.index.shared_shards();
         debug_assert_eq!(shards.len(), SHARDS);
@@ -168,7 +169,7 @@ impl<T: Element> Snapshot<T> {
     #[inline]
     pub fn get(&self, id: u64) -> Option<&[T]> {
         let slot = *self.view.shards[shard_of(id)].get(&id)?;
-        self.payload(slot)
+        Some(self.payload(slot))
     }
 
     /// Vectors `ids[i]` as of the view, in order, into `out` (cleared
@@ -228,7 +229,7 @@ impl<T: Element> Snapshot<T> {
         if slot >= self.view.end_slot {
             return None;
         }
-        self.payload(slot)
+        Some(self.payload(slot))
     }
 
     /// The id whose live vector is at `slot` in this view, or `None` if the
@@ -314,21 +315,19 @@ impl<T: Element> Snapshot<T> {
     }
 
     fn by_slot(&self) -> &[(u64, Slot)] {
-        self.view.by_slot.get_or_init(|| {
-            let mut all: Vec<(u64, Slot)> =
-                self.view.shards.iter().flat_map(|m| m.iter().map(|(&i, &s)| (i, s))).collect();
-            all.sort_unstable_by_key(|&(_, slot)| slot);
-            all.into_boxed_slice()
-        })
+        self.view.by_slot.get_or_init(|| self.entries_sorted_by(|&(_, slot)| slot.get()))
     }
 
     fn by_id(&self) -> &[(u64, Slot)] {
-        self.view.by_id.get_or_init(|| {
-            let mut all: Vec<(u64, Slot)> =
-                self.view.shards.iter().flat_map(|m| m.iter().map(|(&i, &s)| (i, s))).collect();
-            all.sort_unstable_by_key(|&(id, _)| id);
-            all.into_boxed_slice()
-        })
+        self.view.by_id.get_or_init(|| self.entries_sorted_by(|&(id, _)| id))
+    }
+
+    /// Every `(id, slot)` of the view, sorted by `key`.
+    fn entries_sorted_by(&self, key: impl FnMut(&(u64, Slot)) -> u64) -> Box<[(u64, Slot)]> {
+        let mut all: Vec<(u64, Slot)> = Vec::with_capacity(self.view.len);
+        all.extend(self.view.shards.iter().flat_map(|m| m.iter().map(|(&i, &s)| (i, s))));
+        all.sort_unstable_by_key(key);
+        all.into_boxed_slice()
     }
 
     /// Relabels the slots of an older view of the same store for this one:
@@ -352,11 +351,12 @@ impl<T: Element> Snapshot<T> {
         })
     }
 
+    /// The payload at `slot`, which must be below the view's end (every
+    /// slot in its tables is): those records were published before the
+    /// view was taken.
     #[inline]
-    fn payload(&self, slot: Slot) -> Option<&[T]> {
-        let payload = self.view.data.payload::<T>(slot);
-        debug_assert!(payload.is_some(), "a slot below the view's end is always published");
-        payload
+    fn payload(&self, slot: Slot) -> &[T] {
+        self.view.data.payload::<T>(slot).expect("a slot below the view's end is published")
     }
 }
 
@@ -400,7 +400,7 @@ impl<'a, T: Element> Iterator for SnapshotRange<'a, T> {
         }
         let (id, slot) = self.sorted[self.front];
         self.front += 1;
-        Some((id, self.snapshot.payload(slot).expect("an indexed slot is below the view's end")))
+        Some((id, self.snapshot.payload(slot)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -415,7 +415,7 @@ impl<T: Element> DoubleEndedIterator for SnapshotRange<'_, T> {
         }
         self.back -= 1;
         let (id, slot) = self.sorted[self.back];
-        Some((id, self.snapshot.payload(slot).expect("an indexed slot is below the view's end")))
+        Some((id, self.snapshot.payload(slot)))
     }
 }
 
@@ -433,7 +433,7 @@ impl<'a, T: Element> Iterator for SnapshotIter<'a, T> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let &(id, slot) = self.entries.next()?;
-        Some((id, self.snapshot.payload(slot).expect("an indexed slot is below the view's end")))
+        Some((id, self.snapshot.payload(slot)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
