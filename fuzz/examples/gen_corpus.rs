@@ -51,7 +51,7 @@ fn header(dir: &Path) {
         let mut buf = [0u8; 64];
         FormatHeader { shape }.encode_into(&mut buf);
         write(dir, &format!("format-{name}"), &with_selector(0, &buf));
-        DataFileHeader { shape, generation: 2 }.encode_into(&mut buf);
+        DataFileHeader { shape, generation: 2, changes_after_lsn: 0 }.encode_into(&mut buf);
         write(dir, &format!("data-{name}"), &with_selector(0, &buf));
     }
     for (name, m) in [

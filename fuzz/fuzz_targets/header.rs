@@ -16,9 +16,11 @@ use quiver_storage::format::manifest::Manifest;
 use quiver_storage::format::record::RecordHeader;
 
 /// Zero bytes the decoders do not check (FORMAT.md): reserved 36..60 of
-/// both headers, and the generation field 12..16, which is 0 in `QUIVER`.
+/// `QUIVER` and 44..60 of the data file header (its 36..44 is the change
+/// feed's first LSN), and the generation field 12..16, which is 0 in
+/// `QUIVER`.
 const FORMAT_UNCHECKED: &[ByteRange] = &[(12, 16), (36, 60)];
-const DATA_UNCHECKED: &[ByteRange] = &[(36, 60)];
+const DATA_UNCHECKED: &[ByteRange] = &[(44, 60)];
 const MANIFEST_UNCHECKED: &[ByteRange] = &[(36, 40), (48, 60)];
 /// Every 64-byte header ends in its CRC.
 const CRC: ByteRange = (60, 64);

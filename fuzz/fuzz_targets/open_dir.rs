@@ -365,7 +365,7 @@ impl Tree {
             Mutation::DataHeader { dimension, element, generation } => {
                 if let Some(shape) = shape(*dimension, *element) {
                     let mut buf = [0u8; DataFileHeader::ENCODED_LEN];
-                    DataFileHeader { shape, generation: u32::from(*generation) }.encode_into(&mut buf);
+                    DataFileHeader { shape, generation: u32::from(*generation), changes_after_lsn: 0 }.encode_into(&mut buf);
                     let file = self.files.entry(self.data_path()).or_default();
                     if file.len() < buf.len() {
                         file.resize(buf.len(), 0);

@@ -87,6 +87,31 @@ pub enum Error {
     /// Another compaction of this store is running; try again when it ends.
     #[error("another compaction of this store is running; wait for it to finish")]
     CompactionInProgress,
+    /// A change feed was asked for the changes after an LSN whose history a
+    /// compaction no longer holds: rebuild from a snapshot and follow the
+    /// feed from its `lsn()`.
+    #[error(
+        "the changes after LSN {since_lsn} are no longer all in the store: the compaction that wrote generation {generation} kept only the changes after LSN {changes_after_lsn}; rebuild from a snapshot and follow the feed from its lsn()"
+    )]
+    ChangesCompacted {
+        /// The LSN the feed was asked to start after.
+        since_lsn: u64,
+        /// The earliest LSN a feed of this generation can start after.
+        changes_after_lsn: u64,
+        /// The generation the view reads.
+        generation: u32,
+    },
+    /// A change feed was asked to start after an LSN the view has not
+    /// reached: the caller has seen batches this view does not hold.
+    #[error(
+        "LSN {since_lsn} is past the last LSN {last_lsn} this view holds: the caller saw batches it does not (a follower that has not refreshed yet, batches lost in a crash at Durability::Deferred, or another store's LSN)"
+    )]
+    LsnAhead {
+        /// The LSN the feed was asked to start after.
+        since_lsn: u64,
+        /// The last LSN the view holds.
+        last_lsn: u64,
+    },
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,

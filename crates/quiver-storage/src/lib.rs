@@ -52,8 +52,8 @@ pub use options::{
 };
 pub use quiver_guard::VectorGuard;
 pub use store::{
-    Compaction, Headroom, Problem, RecoveryReport, RefreshOutcome, Snapshot, SnapshotIter, SnapshotOutcome,
-    SnapshotRange, SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport,
+    Change, ChangeFeed, Changes, Compaction, Headroom, Problem, RecoveryReport, RefreshOutcome, Snapshot, SnapshotIter,
+    SnapshotOutcome, SnapshotRange, SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport,
 };
 
 /// Named limits, checked where input enters.

@@ -17,7 +17,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::header::{DataFileHeader, HeaderError, StoreShape};
 use crate::format::record::RecordHeader;
 use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES};
-use crate::ids::{Generation, Slot};
+use crate::ids::{Generation, Lsn, Slot};
 use crate::io::Io;
 use mapping::RecordMap;
 pub(crate) use mapping::prefetch;
@@ -61,17 +61,22 @@ pub(crate) struct DataFile {
     io: Io,
     shape: StoreShape,
     generation: Generation,
+    /// From the header: every change after this LSN is a record here.
+    changes_after: Lsn,
     record_size_bytes: u64,
     map: RecordMap,
 }
 
 impl DataFile {
     /// Creates the data file of `generation` in `dir`: header page written,
-    /// `initial_bytes` reserved, synced. The caller syncs the directory.
+    /// `initial_bytes` reserved, synced. `changes_after` is the LSN after
+    /// which the file will hold every change (0 for the first generation;
+    /// a compaction's live-copy LSN). The caller syncs the directory.
     pub(crate) fn create(
         io: &Io,
         dir: &Path,
         generation: Generation,
+        changes_after: Lsn,
         shape: StoreShape,
         initial_bytes: u64,
     ) -> Result<()> {
@@ -79,7 +84,8 @@ impl DataFile {
         let file = io.create_file(&path).context(|| format!("creating {}", path.display()))?;
         let mut page = vec![0u8; DATA_HEADER_BYTES as usize];
         let mut head = [0u8; DataFileHeader::ENCODED_LEN];
-        DataFileHeader { shape, generation: generation.get() }.encode_into(&mut head);
+        DataFileHeader { shape, generation: generation.get(), changes_after_lsn: changes_after.get() }
+            .encode_into(&mut head);
         page[..head.len()].copy_from_slice(&head);
         io.write_at(&file, &path, &page, 0).context(|| format!("writing the header of {}", path.display()))?;
         let len = initial_bytes.max(DATA_HEADER_BYTES);
@@ -127,7 +133,8 @@ impl DataFile {
         let record_size_bytes = u64::from(shape.record_size_bytes());
         let map =
             RecordMap::new(&file, window_bytes, record_size_bytes).context(|| format!("mapping {}", path.display()))?;
-        Ok(Self { path, file, io: io.clone(), shape, generation, record_size_bytes, map })
+        let changes_after = Lsn::from(header.changes_after_lsn);
+        Ok(Self { path, file, io: io.clone(), shape, generation, changes_after, record_size_bytes, map })
     }
 
     /// The file's path.
@@ -138,6 +145,12 @@ impl DataFile {
     /// The generation.
     pub(crate) fn generation(&self) -> Generation {
         self.generation
+    }
+
+    /// Every change committed after this LSN is a record in this file
+    /// (FORMAT.md, "Header page").
+    pub(crate) fn changes_after(&self) -> Lsn {
+        self.changes_after
     }
 
     /// Bytes per record.
@@ -231,6 +244,13 @@ impl DataFile {
     #[inline]
     pub(crate) fn payload<T: bytemuck::Pod>(&self, slot: Slot) -> Option<&[T]> {
         self.map.payload(slot, u64::from(RECORD_HEADER_BYTES), self.shape.dimension as usize)
+    }
+
+    /// The whole published record at `slot` (header and unpadded payload)
+    /// through the mapping, zero-copy; `None` past the committed end. Not
+    /// yet verified: decode it with `RecordHeader::decode_from`.
+    pub(crate) fn record_bytes(&self, slot: Slot) -> Option<&[u8]> {
+        self.map.payload::<u8>(slot, 0, RECORD_HEADER_BYTES as usize + self.payload_bytes())
     }
 
     /// The LSN in the header of the published record at `slot`, read

@@ -1,6 +1,7 @@
 //! The store's format header (file `QUIVER`) and the data file header (the
 //! first bytes of every `data-*.qvd`). Both are 64 bytes ending in a CRC.
 
+use super::manifest::MAX_LSN;
 use super::{DecodeError, FORMAT_VERSION, MAX_DIMENSION, RECORD_HEADER_BYTES, crc32, le, record_size_bytes};
 use crate::element::ElementType;
 
@@ -43,7 +44,7 @@ impl FormatHeader {
 
     /// Writes the header into `buf`.
     pub fn encode_into(&self, buf: &mut [u8; Self::ENCODED_LEN]) {
-        encode_shape(buf, &STORE_MAGIC, 0, &self.shape);
+        encode_shape(buf, &STORE_MAGIC, 0, 0, &self.shape);
     }
 
     /// Reads a header, checking magic, CRC, version and every field.
@@ -60,6 +61,12 @@ pub struct DataFileHeader {
     pub shape: StoreShape,
     /// The generation this file belongs to.
     pub generation: u32,
+    /// Every change committed with an LSN above this one is a record in
+    /// this file: 0 for the first generation, which holds the store's whole
+    /// history; for a compacted one, the LSN its live copy was taken at
+    /// (the records of batches up to it that were overwritten or deleted
+    /// were not copied). The change feed starts no earlier.
+    pub changes_after_lsn: u64,
 }
 
 impl DataFileHeader {
@@ -68,13 +75,20 @@ impl DataFileHeader {
 
     /// Writes the header into `buf`.
     pub fn encode_into(&self, buf: &mut [u8; Self::ENCODED_LEN]) {
-        encode_shape(buf, &DATA_MAGIC, self.generation, &self.shape);
+        encode_shape(buf, &DATA_MAGIC, self.generation, self.changes_after_lsn, &self.shape);
     }
 
     /// Reads a header, checking magic, CRC, version and every field.
     pub fn decode_from(buf: &[u8]) -> Result<Self, HeaderError> {
         let (shape, generation) = decode_shape(buf, &DATA_MAGIC)?;
-        Ok(Self { shape, generation })
+        let changes_after_lsn = le::u64_at(buf, 36);
+        if changes_after_lsn > MAX_LSN {
+            return Err(HeaderError::Corrupt(DecodeError::new(
+                36,
+                format!("the change feed's first LSN {changes_after_lsn} is beyond the largest LSN {MAX_LSN}"),
+            )));
+        }
+        Ok(Self { shape, generation, changes_after_lsn })
     }
 }
 
@@ -93,8 +107,9 @@ pub enum HeaderError {
 // Layout (FORMAT.md, "Format header"):
 //   0 magic[8] | 8 version u32 | 12 generation u32 | 16 dimension u32
 //  20 element code u32 | 24 element size u32 | 28 record size u32
-//  32 record header bytes u32 | 36..60 zero | 60 crc32 of bytes 0..60
-fn encode_shape(buf: &mut [u8; 64], magic: &[u8; 8], generation: u32, shape: &StoreShape) {
+//  32 record header bytes u32 | 36 changes after LSN u64 (data file; zero in
+//  QUIVER) | 44..60 zero | 60 crc32 of bytes 0..60
+fn encode_shape(buf: &mut [u8; 64], magic: &[u8; 8], generation: u32, changes_after_lsn: u64, shape: &StoreShape) {
     buf.fill(0);
     buf[0..8].copy_from_slice(magic);
     le::put_u32(buf, 8, FORMAT_VERSION);
@@ -104,6 +119,7 @@ fn encode_shape(buf: &mut [u8; 64], magic: &[u8; 8], generation: u32, shape: &St
     le::put_u32(buf, 24, shape.element.size_bytes());
     le::put_u32(buf, 28, shape.record_size_bytes());
     le::put_u32(buf, 32, RECORD_HEADER_BYTES);
+    le::put_u64(buf, 36, changes_after_lsn);
     let crc = crc32(0, &buf[..60]);
     le::put_u32(buf, 60, crc);
 }
@@ -175,9 +191,9 @@ mod tests {
     #[test]
     fn magics_are_not_interchangeable() {
         let mut buf = [0u8; 64];
-        DataFileHeader { shape: shape(), generation: 3 }.encode_into(&mut buf);
+        DataFileHeader { shape: shape(), generation: 3, changes_after_lsn: 17 }.encode_into(&mut buf);
         assert_eq!(FormatHeader::decode_from(&buf), Err(HeaderError::BadMagic));
-        assert_eq!(DataFileHeader::decode_from(&buf).map(|h| h.generation), Ok(3));
+        assert_eq!(DataFileHeader::decode_from(&buf).map(|h| (h.generation, h.changes_after_lsn)), Ok((3, 17)));
         assert!(matches!(FormatHeader::decode_from(&buf[..10]), Err(HeaderError::BadMagic)));
         assert!(matches!(FormatHeader::decode_from(&[]), Err(HeaderError::Corrupt(_))));
     }

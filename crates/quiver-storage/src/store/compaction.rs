@@ -40,7 +40,7 @@ use crate::data_file::{DataFile, ScanEnd, read_records_into};
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::record::RecordKind;
-use crate::ids::{self, Slot};
+use crate::ids::{self, Lsn, Slot};
 use crate::index::{Change, Index};
 
 /// Records gathered before each write to the new file.
@@ -209,13 +209,14 @@ impl<T: Element> VectorStore<T> {
         }
         // From here on the flag is ours; the token gives it back on every path.
         let token = Token(&self.compacting);
-        let (mut live, end_slot, reserved_slots) = {
+        let (mut live, live_lsn, end_slot, reserved_slots) = {
             let w = self.lock_writer()?;
             if self.options.durability == crate::Durability::Sync {
                 let written = self.commit.lock().written_lsn;
                 self.wait_durable(written)?;
             }
-            (self.current().index.entries(), w.append.next_slot(), w.append.reserved_slots_ahead())
+            let live = self.current().index.entries();
+            (live, w.append.last_lsn(), w.append.next_slot(), w.append.reserved_slots_ahead())
         };
         live.sort_unstable_by_key(|&(_, slot)| slot);
         let current = self.current();
@@ -230,7 +231,10 @@ impl<T: Element> VectorStore<T> {
         let live_count = live.len() as u64;
         let capacity_slots =
             live_count.saturating_add(reserved_slots).saturating_add(headroom.slots(live_count, record));
-        let data = self.create_next_data_file(generation, capacity_slots, record)?;
+        // The live copy drops the overwritten and deleted records of the
+        // batches up to `live_lsn`; every later one is copied verbatim, so
+        // the new file's change feed is whole after `live_lsn`.
+        let data = self.create_next_data_file(generation, live_lsn, capacity_slots, record)?;
         let allocated_bytes = data.bytes_for_slots(Slot::from(capacity_slots));
         Ok(Compaction {
             store: self,
@@ -253,7 +257,13 @@ impl<T: Element> VectorStore<T> {
 
     /// Creates and maps `data-<generation>.qvd` with room for
     /// `capacity_slots` records; on failure nothing is left behind.
-    fn create_next_data_file(&self, generation: ids::Generation, capacity_slots: u64, record: u64) -> Result<DataFile> {
+    fn create_next_data_file(
+        &self,
+        generation: ids::Generation,
+        changes_after: Lsn,
+        capacity_slots: u64,
+        record: u64,
+    ) -> Result<DataFile> {
         let path = self.dir.join(generation.data_file_name());
         // A leftover from a failed attempt is never named by the manifest.
         if path.exists() {
@@ -268,7 +278,7 @@ impl<T: Element> VectorStore<T> {
                 actual: capacity_slots.saturating_mul(record),
                 limit: crate::format::MAX_DATA_FILE_BYTES,
             })?;
-        DataFile::create(&self.io, &self.dir, generation, self.shape, bytes)
+        DataFile::create(&self.io, &self.dir, generation, changes_after, self.shape, bytes)
             .and_then(|()| {
                 DataFile::open(
                     &self.io,

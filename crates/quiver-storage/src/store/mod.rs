@@ -8,6 +8,7 @@
 //! snapshot keeps colliding with batches), briefly, and never wait for I/O.
 
 mod append;
+mod changes;
 mod checkpoint;
 mod commit;
 mod compaction;
@@ -39,6 +40,7 @@ use crate::io::Io;
 use crate::metrics::{Counters, Metrics};
 use crate::options::{Durability, StoreOptions};
 
+pub use changes::{Change, ChangeFeed, Changes};
 pub use reader::{RefreshOutcome, VectorReader};
 pub use report::{RecoveryReport, SnapshotOutcome, TornTail};
 pub use snapshot::{Snapshot, SnapshotIter, SnapshotRange};

@@ -144,7 +144,7 @@ fn create_store(io: &Io, path: &Path, shape: StoreShape, options: &StoreOptions)
             .context(|| format!("writing {}", hp.display()))?;
         io.create_file(&tmp.join(LOCK_FILE)).context(|| format!("creating the lock file in {}", tmp.display()))?;
         let generation = Generation::FIRST;
-        DataFile::create(io, &tmp, generation, shape, options.growth.initial_bytes)?;
+        DataFile::create(io, &tmp, generation, Lsn::ZERO, shape, options.growth.initial_bytes)?;
         let wal = tmp.join(WAL_DIR);
         io.create_dir(&wal).and_then(|()| io.sync_dir(&wal)).context(|| format!("creating {}", wal.display()))?;
         let manifest = Manifest {

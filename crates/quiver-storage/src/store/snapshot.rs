@@ -351,11 +351,21 @@ impl<T: Element> Snapshot<T> {
         })
     }
 
+    /// The data file the view reads.
+    pub(super) fn data(&self) -> &DataFile {
+        &self.view.data
+    }
+
+    /// The view's end: every record below it is committed and in the view.
+    pub(super) fn end_slot(&self) -> Slot {
+        self.view.end_slot
+    }
+
     /// The payload at `slot`, which must be below the view's end (every
     /// slot in its tables is): those records were published before the
     /// view was taken.
     #[inline]
-    fn payload(&self, slot: Slot) -> &[T] {
+    pub(super) fn payload(&self, slot: Slot) -> &[T] {
         self.view.data.payload::<T>(slot).expect("a slot below the view's end is published")
     }
 }

@@ -364,6 +364,7 @@ fn layout_tables_match_the_bytes_a_store_writes() {
     // The data file: header page, then records at 4096 + slot * 128.
     let data = fs::read(path.join(data_file_name(1))).expect("data file of generation 1");
     let mut fields = shape_fields(&DATA_MAGIC, 1);
+    fields.push(("changes_after_lsn", 0u64.to_le_bytes().to_vec()));
     fields.push(("crc", crc_of(&data[..60])));
     check_layout(&doc, "data_header", DATA_HEADER_BYTES as usize, &data, &fields);
     let slot = |s: usize| &data[DATA_HEADER_BYTES as usize + s * record..][..record];

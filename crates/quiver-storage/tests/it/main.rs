@@ -1,6 +1,7 @@
 //! Integration tests of quiver-storage: one binary, a module per scenario.
 
 mod behaviour;
+mod change_feed;
 mod checkpoint_backoff;
 mod common;
 mod crash_kill;
