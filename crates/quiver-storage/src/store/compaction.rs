@@ -568,7 +568,7 @@ impl<T: Element> Compaction<'_, T> {
         // It holds every batch up to the switch's LSN, and the file ends at
         // its last copy.
         index.set_position(lsn, end_slot);
-        let retired = store.gens.replace(Generation { data: Arc::new(data), index });
+        let retired = store.reads.replace(Generation { data: Arc::new(data), index });
         let outcome = SwitchOutcome {
             generation: self.generation.get(),
             records_before,

@@ -15,6 +15,7 @@ mod compaction;
 mod open;
 mod overlay;
 mod poison;
+mod read_path;
 mod reader;
 mod replay;
 mod report;
@@ -29,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Condvar, Mutex};
-use quiver_guard::{GenerationCell, Pinned, VectorGuard};
+use quiver_guard::{Pinned, VectorGuard};
 
 use crate::data_file::DataFile;
 use crate::element::Element;
@@ -50,6 +51,7 @@ pub use commit::MAX_BATCH_BYTES;
 use commit::{CommitState, Writer};
 pub use compaction::{Compaction, Headroom, SwitchOutcome};
 use poison::Poison;
+use read_path::ReadPath;
 use writer_lock::{WriterGauges, WriterLock};
 
 /// An embedded, mmap-backed vector store with write-ahead-log durability.
@@ -75,9 +77,13 @@ pub struct VectorStore<T: Element> {
     shape: StoreShape,
     options: StoreOptions,
     io: Io,
-    /// The current generation (data file + index); compaction replaces it
-    /// while guards into the old one keep it alive.
-    gens: GenerationCell<Generation>,
+    /// The current generation (data file + index), which compaction
+    /// replaces while guards into the old one keep it alive, and the read
+    /// methods shared with `VectorReader`. Its snapshots hold the
+    /// directory's writer lock: the directory cannot be opened for writing
+    /// again while a view of it lives (its recovery could rewrite slots the
+    /// view lends out).
+    reads: ReadPath,
     /// Only through `lock_writer` or `lock_writer_unchecked`.
     writer: Mutex<Writer>,
     /// The writer's sizes, published when its lock is released.
@@ -95,11 +101,6 @@ pub struct VectorStore<T: Element> {
     compacting: AtomicBool,
     counters: Counters,
     recovery: RecoveryReport,
-    /// The directory's writer lock (an exclusive `flock`), shared with the
-    /// store's snapshots: the directory cannot be opened for writing again
-    /// while a view of it lives (its recovery could rewrite slots the view
-    /// lends out).
-    lock: std::sync::Arc<File>,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -128,7 +129,7 @@ impl<T: Element> VectorStore<T> {
     /// Pins the current generation.
     #[inline]
     pub(crate) fn current(&self) -> Pinned<'_, Generation> {
-        self.gens.pin()
+        self.reads.current()
     }
 
     /// Opens the store at `path` with default options, creating it if `path`
@@ -161,12 +162,7 @@ impl<T: Element> VectorStore<T> {
     /// never change while it is held, even if `id` is overwritten or deleted.
     #[inline]
     pub fn get(&self, id: u64) -> Option<VectorGuard<'_, T>> {
-        self.gens.pin().into_guard(|g| {
-            let slot = g.index.get(id)?;
-            let payload = g.data.payload::<T>(slot);
-            debug_assert!(payload.is_some(), "an indexed slot is always published");
-            payload
-        })
+        self.reads.get(id)
     }
 
     /// Calls `f` with every live vector, in file order, zero-copy — the
@@ -192,17 +188,8 @@ impl<T: Element> VectorStore<T> {
     /// assert_eq!(best, (2, 2.0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn for_each(&self, mut f: impl FnMut(u64, &[T])) {
-        let g = self.current();
-        let mut entries = g.index.entries();
-        entries.sort_unstable_by_key(|&(_, slot)| slot);
-        for (id, slot) in entries {
-            let payload = g.data.payload::<T>(slot);
-            debug_assert!(payload.is_some(), "an indexed slot is always published");
-            if let Some(v) = payload {
-                f(id, v);
-            }
-        }
+    pub fn for_each(&self, f: impl FnMut(u64, &[T])) {
+        self.reads.for_each(f)
     }
 
     /// A copy of vector `id` (one allocation, one copy), or `None`.
@@ -212,22 +199,22 @@ impl<T: Element> VectorStore<T> {
 
     /// Whether `id` is present.
     pub fn contains(&self, id: u64) -> bool {
-        self.current().index.contains(id)
+        self.reads.contains(id)
     }
 
     /// The number of vectors, as a consistent snapshot.
     pub fn len(&self) -> usize {
-        self.current().index.len()
+        self.reads.len()
     }
 
     /// Whether the store holds no vector.
     pub fn is_empty(&self) -> bool {
-        self.current().index.is_empty()
+        self.reads.is_empty()
     }
 
     /// Every id, unordered, as a consistent snapshot.
     pub fn ids(&self) -> Vec<u64> {
-        self.current().index.ids()
+        self.reads.ids()
     }
 
     /// What the last open found and did (snapshot used or rebuilt, WAL

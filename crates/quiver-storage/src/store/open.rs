@@ -15,13 +15,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
-use quiver_guard::GenerationCell;
 
 use super::VectorStore;
 use super::append::AppendState;
 use super::checkpoint::CheckpointState;
 use super::commit::{CommitState, Writer};
 use super::overlay::SyncOverlay;
+use super::read_path::ReadPath;
 use super::replay::replay_wal;
 use super::report::{RecoveryReport, SnapshotOutcome};
 use crate::data_file::{DataFile, NewestRecords, ScanEnd, scan_records};
@@ -387,7 +387,10 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         shape,
         options: options.clone(),
         io: io.clone(),
-        gens: GenerationCell::new(super::Generation { data: std::sync::Arc::new(data), index }),
+        reads: ReadPath::new(
+            super::Generation { data: std::sync::Arc::new(data), index },
+            Some(std::sync::Arc::new(lock_file)),
+        ),
         writer: Mutex::new(writer),
         gauges: super::writer_lock::WriterGauges::default(),
         commit: Mutex::new(CommitState { written_lsn: applied, applied_lsn: applied, ..CommitState::default() }),
@@ -398,7 +401,6 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         compacting: AtomicBool::new(false),
         counters: Counters::default(),
         recovery: report,
-        lock: std::sync::Arc::new(lock_file),
         _element: std::marker::PhantomData,
     };
     // Releasing the writer lock publishes the sizes `metrics()` reports.

@@ -27,11 +27,12 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
-use quiver_guard::{GenerationCell, VectorGuard};
+use quiver_guard::VectorGuard;
 
 use super::Generation;
 use super::Snapshot;
 use super::open::{load_snapshot, rebuild_from_data};
+use super::read_path::ReadPath;
 use super::replay::index_changes;
 use crate::data_file::DataFile;
 use crate::element::Element;
@@ -116,7 +117,7 @@ pub struct VectorReader<T: Element> {
     dir: PathBuf,
     shape: StoreShape,
     window_bytes: usize,
-    gens: GenerationCell<Generation>,
+    reads: ReadPath,
     cursor: Mutex<Cursor>,
     _element: PhantomData<fn() -> T>,
 }
@@ -149,7 +150,7 @@ impl<T: Element> VectorReader<T> {
             dir: dir.to_path_buf(),
             shape,
             window_bytes,
-            gens: GenerationCell::new(generation),
+            reads: ReadPath::new(generation, None),
             cursor: Mutex::new(cursor),
             _element: PhantomData,
         })
@@ -168,10 +169,13 @@ impl<T: Element> VectorReader<T> {
     /// A zero-copy view of vector `id` as of the last refresh.
     #[inline]
     pub fn get(&self, id: u64) -> Option<VectorGuard<'_, T>> {
-        self.gens.pin().into_guard(|g| {
-            let slot = g.index.get(id)?;
-            g.data.payload::<T>(slot)
-        })
+        self.reads.get(id)
+    }
+
+    /// Calls `f` with every vector as of the last refresh, in file order,
+    /// zero-copy (see [`VectorStore::for_each`](super::VectorStore::for_each)).
+    pub fn for_each(&self, f: impl FnMut(u64, &[T])) {
+        self.reads.for_each(f)
     }
 
     /// A copy of vector `id`.
@@ -181,29 +185,29 @@ impl<T: Element> VectorReader<T> {
 
     /// Whether `id` is present.
     pub fn contains(&self, id: u64) -> bool {
-        self.gens.pin().index.contains(id)
+        self.reads.contains(id)
     }
 
     /// The number of vectors.
     pub fn len(&self) -> usize {
-        self.gens.pin().index.len()
+        self.reads.len()
     }
 
     /// Whether there is no vector.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.reads.is_empty()
     }
 
     /// Every id, unordered.
     pub fn ids(&self) -> Vec<u64> {
-        self.gens.pin().index.ids()
+        self.reads.ids()
     }
 
     /// An immutable read view of what this reader has applied: every batch
     /// up to [`Snapshot::lsn`]. A later [`refresh`](Self::refresh) does not
     /// change it; take a new one after.
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot::of(&self.gens.pin(), None)
+        self.reads.snapshot()
     }
 
     /// Catches up with the writer: applies every batch logged since the last
@@ -215,7 +219,7 @@ impl<T: Element> VectorReader<T> {
         let mut cursor = self.cursor.lock();
         let manifest = read_manifest(&self.dir)?;
         if ids::Generation::from(manifest.generation) == cursor.generation {
-            let g = self.gens.pin();
+            let g = self.reads.current();
             let (batches, end) = follow(&self.dir, &g, &mut cursor)?;
             if end == FollowEnd::CaughtUp {
                 return Ok(RefreshOutcome { batches_applied: batches, reloaded: false });
@@ -226,7 +230,7 @@ impl<T: Element> VectorReader<T> {
         }
         let (generation, fresh, batches) = load(&self.dir, self.shape, self.window_bytes)?;
         // The old view lives on for guards that pin it.
-        drop(self.gens.replace(generation));
+        drop(self.reads.replace(generation));
         *cursor = fresh;
         Ok(RefreshOutcome { batches_applied: batches, reloaded: true })
     }

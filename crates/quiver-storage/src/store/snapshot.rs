@@ -458,6 +458,6 @@ impl<T: Element> VectorStore<T> {
     /// write up to [`Snapshot::lsn`], none after. Cheap to take (no entry is
     /// copied), owned, and never blocks a writer; see [`Snapshot`].
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot::of(&self.current(), Some(Arc::clone(&self.lock)))
+        self.reads.snapshot()
     }
 }
