@@ -67,10 +67,11 @@ fn to_table(info: &StoreInfo) -> String {
     row(
         "data file",
         format!(
-            "{}: {} long, {} allocated",
+            "{}: {} long, {} allocated, {} in memory",
             file_name(&info.data_file),
             bytes(info.data_file_bytes),
-            bytes(info.data_file_allocated_bytes)
+            bytes(info.data_file_allocated_bytes),
+            info.data_file_resident_bytes.map_or_else(|| "unknown".to_string(), bytes)
         ),
     );
     row("wal", format!("{} segment(s) from {}, {}", info.wal_segments, info.wal_first_segment, bytes(info.wal_bytes)));
@@ -85,7 +86,7 @@ fn file_name(path: &Path) -> String {
 /// null or an escaped string).
 fn to_json(info: &StoreInfo) -> String {
     let opt = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
-    let fields: [(&str, String); 18] = [
+    let fields: [(&str, String); 19] = [
         ("path", json_string(&info.path.to_string_lossy())),
         ("format_version", info.format_version.to_string()),
         ("dimension", info.dimension.to_string()),
@@ -102,6 +103,7 @@ fn to_json(info: &StoreInfo) -> String {
         ("data_file", json_string(&info.data_file.to_string_lossy())),
         ("data_file_bytes", info.data_file_bytes.to_string()),
         ("data_file_allocated_bytes", info.data_file_allocated_bytes.to_string()),
+        ("data_file_resident_bytes", opt(info.data_file_resident_bytes)),
         ("wal_segments", info.wal_segments.to_string()),
         ("wal_bytes", info.wal_bytes.to_string()),
     ];

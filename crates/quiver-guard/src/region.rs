@@ -10,6 +10,13 @@ use std::io;
 
 use memmap2::{Advice, Mmap, MmapOptions};
 
+/// The system's page size (mappings start on one).
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always valid.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
 /// A read-only shared mapping of a window of a file, `[file_offset,
 /// file_offset + len_bytes)`, which may extend past the file's current end.
 ///
@@ -70,6 +77,60 @@ impl MappedRegion {
     /// harmless.
     pub fn advise(&self, advice: Advice) -> io::Result<()> {
         self.map.advise(advice)
+    }
+
+    /// [`advise`](Self::advise) for the part of the window in
+    /// `[file_offset, file_offset + len_bytes)` (clipped to the window; the
+    /// start is rounded down to a page). `WillNeed` starts reading it in;
+    /// `PopulateRead` (Linux 5.14+) reads it in before returning.
+    pub fn advise_range(&self, advice: Advice, file_offset: u64, len_bytes: u64) -> io::Result<()> {
+        let Some((start, len)) = self.clip(file_offset, len_bytes) else { return Ok(()) };
+        self.map.advise_range(advice, start, len)
+    }
+
+    /// How many bytes of `[file_offset, file_offset + len_bytes)` (clipped
+    /// to the window, whole pages) are in memory: `mincore`, which asks
+    /// the page cache and never reads or faults a page, so it may be asked
+    /// about pages past the file's end (they are not resident).
+    pub fn resident_bytes(&self, file_offset: u64, len_bytes: u64) -> io::Result<u64> {
+        let Some((start, len)) = self.clip(file_offset, len_bytes) else { return Ok(0) };
+        let page = page_size();
+        // Bounded memory for any window: a vector byte per page, 64 Ki pages
+        // (256 MiB of file with 4 KiB pages) per call.
+        const CHUNK_PAGES: usize = 1 << 16;
+        let mut status = vec![0u8; CHUNK_PAGES.min(len.div_ceil(page))];
+        let mut resident_pages = 0u64;
+        let mut at = start;
+        while at < start + len {
+            let chunk = (start + len - at).min(CHUNK_PAGES * page);
+            let pages = chunk.div_ceil(page);
+            // SAFETY: `[at, at + chunk)` is inside this region's mapping
+            // (`clip` keeps it within `self.map`, and `at` is page-aligned
+            // because the mapping starts on a page and `start` and every
+            // step are whole pages), and `status` holds one byte for each of
+            // its `pages` pages, which is what mincore writes. mincore reads
+            // no mapped byte, so the immutability rule is untouched.
+            let rc = unsafe { libc::mincore(self.map.as_ptr().add(at).cast_mut().cast(), chunk, status.as_mut_ptr()) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            resident_pages += status[..pages].iter().filter(|&&s| s & 1 == 1).count() as u64;
+            at += chunk;
+        }
+        Ok(resident_pages * page as u64)
+    }
+
+    /// `[file_offset, +len_bytes)` as a page-aligned `(start, len)` inside
+    /// the mapping, or `None` if it does not meet the window.
+    fn clip(&self, file_offset: u64, len_bytes: u64) -> Option<(usize, usize)> {
+        let page = page_size() as u64;
+        let from = file_offset.max(self.file_offset);
+        let to = file_offset.saturating_add(len_bytes).min(self.end_offset());
+        if from >= to {
+            return None;
+        }
+        let start = (from - self.file_offset) / page * page;
+        Some((start as usize, (to - self.file_offset - start) as usize))
     }
 
     /// Borrows `count` elements of type `T` starting at `file_offset`.
@@ -140,6 +201,25 @@ mod tests {
         // SAFETY: bytes 4096..4112 were just written and are never rewritten.
         let seen: &[f32] = unsafe { region.slice(4096, 4) };
         assert_eq!(seen, &values);
+    }
+
+    // Proves that mincore counts the written pages of a window (a file
+    // just written is in the page cache), no page past the file's end, and
+    // clips a range to the window; and that advice over a range past the
+    // end is accepted.
+    #[test]
+    fn resident_bytes_counts_written_pages_only() {
+        let page = page_size();
+        let file = tempfile::tempfile().expect("temp file");
+        file.write_all_at(&vec![7u8; 3 * page], 0).expect("write three pages");
+        // SAFETY: the test reads no byte through the mapping.
+        let region = unsafe { MappedRegion::map_read_only(&file, 0, 16 * page) }.expect("map");
+        let page = page as u64;
+        assert_eq!(region.resident_bytes(0, 16 * page).expect("mincore"), 3 * page);
+        assert_eq!(region.resident_bytes(page + 1, page).expect("mincore"), 2 * page, "rounded to whole pages");
+        assert_eq!(region.resident_bytes(3 * page, 13 * page).expect("mincore"), 0, "past the end");
+        assert_eq!(region.resident_bytes(64 * page, page).expect("mincore"), 0, "outside the window");
+        region.advise_range(Advice::WillNeed, 0, 16 * page).expect("advice");
     }
 
     // Proves that a misaligned request panics instead of producing an

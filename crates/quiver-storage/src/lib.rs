@@ -47,7 +47,7 @@ pub use error::{Error, Result};
 pub use inspect::{StoreInfo, inspect};
 pub use metrics::{LatencySummary, Metrics};
 pub use options::{
-    DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability,
+    AccessPattern, DEFAULT_CHECKPOINT_WAL_BYTES, DEFAULT_INLINE_BATCH_MAX_BYTES, DEFAULT_MAP_WINDOW_BYTES, Durability,
     MAX_INLINE_BATCH_BYTES, StoreOptions,
 };
 pub use quiver_guard::VectorGuard;

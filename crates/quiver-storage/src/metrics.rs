@@ -136,6 +136,17 @@ pub struct Metrics {
     pub file_bytes: u64,
     /// Bytes of records written to the data file (header page included).
     pub committed_bytes: u64,
+    /// Bytes of the data file in memory (the page cache), by `mincore`
+    /// over its mapped windows: what the kernel can hand a read without
+    /// I/O. Counted in the process's RSS only once touched through the
+    /// mapping, and reclaimable like any file cache — a large RSS of a
+    /// store that was scanned is this cache, not a leak. 0 if the kernel
+    /// would not say.
+    pub resident_bytes: u64,
+    /// Bytes of address space the data file's windows take (virtual, not
+    /// memory: a 64 GiB window over a 1 GiB file costs page tables only for
+    /// pages read).
+    pub mapped_bytes: u64,
     /// Bytes of live records.
     pub live_bytes: u64,
     /// Bytes of records no longer live (overwritten, deleted, tombstones):

@@ -30,6 +30,45 @@ pub enum Durability {
     Deferred,
 }
 
+/// How a store's vectors will be read, told to the kernel (`madvise`) for
+/// every mapped window of its data file; set with
+/// [`StoreOptions::access_pattern`] or, on an open store,
+/// [`VectorStore::advise`]. A hint: it changes how much the kernel reads
+/// ahead on a page fault, never what a read returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum AccessPattern {
+    /// The kernel's default readahead (the default): good for scans after
+    /// open and for hot data, which never faults.
+    #[default]
+    Normal = 0,
+    /// Point reads of a cold store larger than memory (an HNSW walk over
+    /// vectors on disk): no readahead, so a fault reads one page instead of
+    /// a window of neighbours nobody asked for.
+    Random = 1,
+    /// Front-to-back scans (an exact search, an export): aggressive
+    /// readahead, pages freed sooner behind the scan.
+    Sequential = 2,
+}
+
+impl AccessPattern {
+    pub(crate) fn advice(self) -> quiver_guard::Advice {
+        match self {
+            AccessPattern::Normal => quiver_guard::Advice::Normal,
+            AccessPattern::Random => quiver_guard::Advice::Random,
+            AccessPattern::Sequential => quiver_guard::Advice::Sequential,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Self {
+        match code {
+            1 => AccessPattern::Random,
+            2 => AccessPattern::Sequential,
+            _ => AccessPattern::Normal,
+        }
+    }
+}
+
 /// Options for opening or creating a store.
 ///
 /// ```
@@ -49,6 +88,8 @@ pub struct StoreOptions {
     pub(crate) map_window_bytes: u64,
     pub(crate) inline_batch_max_bytes: usize,
     pub(crate) checkpoint_wal_bytes: u64,
+    pub(crate) access: AccessPattern,
+    pub(crate) populate: bool,
     pub(crate) faults: Option<Arc<dyn FaultInjector>>,
 }
 
@@ -72,6 +113,8 @@ impl fmt::Debug for StoreOptions {
             .field("map_window_bytes", &self.map_window_bytes)
             .field("inline_batch_max_bytes", &self.inline_batch_max_bytes)
             .field("checkpoint_wal_bytes", &self.checkpoint_wal_bytes)
+            .field("access", &self.access)
+            .field("populate", &self.populate)
             .field("fault_injector", &self.faults.is_some())
             .finish()
     }
@@ -90,8 +133,27 @@ impl StoreOptions {
             map_window_bytes: DEFAULT_MAP_WINDOW_BYTES,
             inline_batch_max_bytes: DEFAULT_INLINE_BATCH_MAX_BYTES,
             checkpoint_wal_bytes: DEFAULT_CHECKPOINT_WAL_BYTES,
+            access: AccessPattern::Normal,
+            populate: false,
             faults: None,
         }
+    }
+
+    /// How the vectors will be read ([`AccessPattern::Normal`] by default),
+    /// told to the kernel for every window of the data file.
+    pub fn access_pattern(mut self, pattern: AccessPattern) -> Self {
+        self.access = pattern;
+        self
+    }
+
+    /// Whether `open` (of a store or a follower) reads the committed
+    /// records into memory before returning (`MADV_POPULATE_READ`; on
+    /// kernels before 5.14 the read is only started), so the first queries
+    /// do not fault. Off by default: it costs one read of the data file,
+    /// and memory the kernel may reclaim later anyway.
+    pub fn populate(mut self, populate: bool) -> Self {
+        self.populate = populate;
+        self
     }
 
     /// Sets the durability level.

@@ -111,8 +111,8 @@ pub use quiver_compaction::{
 };
 pub use quiver_guard::VectorGuard;
 pub use quiver_storage::{
-    Change, ChangeFeed, Changes, Compaction, Durability, Element, ElementType, Error, GrowthPolicy, Headroom,
-    LatencySummary, Metrics, Problem, RecoveryReport, RefreshOutcome, Result, Snapshot, SnapshotIter, SnapshotOutcome,
-    SnapshotRange, StoreInfo, StoreOptions, SwitchOutcome, TornTail, VectorReader, VectorStore, VerifyReport, inspect,
-    limits,
+    AccessPattern, Change, ChangeFeed, Changes, Compaction, Durability, Element, ElementType, Error, GrowthPolicy,
+    Headroom, LatencySummary, Metrics, Problem, RecoveryReport, RefreshOutcome, Result, Snapshot, SnapshotIter,
+    SnapshotOutcome, SnapshotRange, StoreInfo, StoreOptions, SwitchOutcome, TornTail, VectorReader, VectorStore,
+    VerifyReport, inspect, limits,
 };

@@ -25,13 +25,14 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
-use quiver_guard::MappedRegion;
+use quiver_guard::{Advice, MappedRegion};
 
 use crate::format::DATA_HEADER_BYTES;
 use crate::ids::Slot;
 use crate::io::Io;
+use crate::options::AccessPattern;
 
 /// Most mapped windows one data file may use.
 pub(super) const MAX_REGIONS: usize = 1024;
@@ -44,6 +45,9 @@ pub(crate) struct RecordMap {
     window_bytes: usize,
     record_size_bytes: u64,
     committed_slots: AtomicU64,
+    /// The access pattern told to the kernel for every window, also for
+    /// those mapped later (an `AccessPattern` code).
+    access: AtomicU8,
 }
 
 impl RecordMap {
@@ -62,6 +66,7 @@ impl RecordMap {
             window_bytes,
             record_size_bytes,
             committed_slots: AtomicU64::new(0),
+            access: AtomicU8::new(AccessPattern::Normal as u8),
         };
         map.add_region(file, 0)?;
         Ok(map)
@@ -77,9 +82,12 @@ impl RecordMap {
         // again (`write_records` asserts it); the file is never shrunk below
         // them. The region lives until `self` is dropped.
         let region = unsafe { MappedRegion::map_read_only(file, file_offset, self.window_bytes)? };
-        // No `MADV_RANDOM`: the kernel's default readahead is what makes a
-        // scan after open fast (docs/BENCHMARKS.md measured a cold scan 7-10x
-        // slower with it), and hot point reads never fault anyway.
+        // `Normal` unless told otherwise: the kernel's default readahead is
+        // what makes a scan after open fast (docs/BENCHMARKS.md measured a
+        // cold scan 7-10x slower with `MADV_RANDOM`), and hot point reads
+        // never fault anyway. Advice is a hint: a kernel that refuses it
+        // reads the same bytes.
+        let _ = region.advise(AccessPattern::from_code(self.access.load(Ordering::Acquire)).advice());
         self.regions[n].set(region).expect("region slots are filled in order by the single writer");
         self.region_count.store(n + 1, Ordering::Release);
         Ok(())
@@ -112,6 +120,53 @@ impl RecordMap {
             let start = self.record_offset(first_out) / page * page;
             self.add_region(file, start)?;
         }
+    }
+
+    /// Tells the kernel how every window, now and later, will be read.
+    pub(super) fn advise(&self, pattern: AccessPattern) -> io::Result<()> {
+        self.access.store(pattern as u8, Ordering::Release);
+        self.mapped().try_for_each(|r| r.advise(pattern.advice()))
+    }
+
+    /// Asks the kernel to read `[0, end_bytes)` of the file into memory:
+    /// started in the background (`wait == false`, `MADV_WILLNEED`), or
+    /// before returning (`MADV_POPULATE_READ`, falling back to
+    /// `MADV_WILLNEED` on kernels before 5.14). Reads no byte itself.
+    pub(super) fn will_need(&self, end_bytes: u64, wait: bool) -> io::Result<()> {
+        for r in self.mapped() {
+            let len = end_bytes.saturating_sub(r.file_offset());
+            let populated = wait && r.advise_range(Advice::PopulateRead, r.file_offset(), len).is_ok();
+            if !populated {
+                r.advise_range(Advice::WillNeed, r.file_offset(), len)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of `[0, end_bytes)` of the file in memory (page cache), by
+    /// `mincore` over the windows; a byte two windows share counts once.
+    pub(super) fn resident_bytes(&self, end_bytes: u64) -> io::Result<u64> {
+        let mut counted_to = 0;
+        let mut total = 0;
+        for r in self.mapped() {
+            let from = counted_to.max(r.file_offset());
+            let to = end_bytes.min(r.end_offset());
+            if from < to {
+                total += r.resident_bytes(from, to - from)?;
+                counted_to = to;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Bytes of address space the windows take.
+    pub(super) fn mapped_bytes(&self) -> u64 {
+        self.mapped().map(|r| r.len_bytes() as u64).sum()
+    }
+
+    fn mapped(&self) -> impl Iterator<Item = &MappedRegion> {
+        let n = self.region_count.load(Ordering::Acquire);
+        self.regions[..n].iter().filter_map(OnceLock::get)
     }
 
     /// The end of the slots readable through this map.
@@ -164,6 +219,22 @@ impl RecordMap {
         // is tied to `&self`, which owns the region.
         Some(unsafe { region.slice::<T>(offset, count) })
     }
+}
+
+/// Bytes of `file`'s first `len_bytes` in the page cache, for a caller
+/// that has no store open (`quiver info`): the file is mapped read-only
+/// for the call and asked with `mincore`.
+pub(crate) fn resident_bytes_of_file(file: &File, len_bytes: u64) -> io::Result<u64> {
+    let Ok(len) = usize::try_from(len_bytes) else { return Ok(0) };
+    if len == 0 {
+        return Ok(0);
+    }
+    // SAFETY: no byte is ever read through this mapping (mincore asks the
+    // page cache, it does not touch the pages), and it is unmapped before
+    // this returns; so neither the in-bounds nor the immutability rule can
+    // be broken, whatever another process does to the file meanwhile.
+    let region = unsafe { MappedRegion::map_read_only(file, 0, len)? };
+    region.resident_bytes(0, len_bytes)
 }
 
 /// Asks the CPU to start loading `bytes` (a slice this map lent out): its

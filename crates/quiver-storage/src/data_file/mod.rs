@@ -20,7 +20,7 @@ use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES}
 use crate::ids::{Generation, Lsn, Slot};
 use crate::io::Io;
 use mapping::RecordMap;
-pub(crate) use mapping::prefetch;
+pub(crate) use mapping::{prefetch, resident_bytes_of_file};
 pub(crate) use scan::{NewestRecords, ScanEnd, read_records_into, scan_records};
 
 /// How a data file grows: set with [`crate::StoreOptions::growth`] (or its
@@ -296,6 +296,28 @@ impl DataFile {
             }
         }
         Ok(true)
+    }
+
+    /// Tells the kernel how this file's windows will be read (also those
+    /// mapped later).
+    pub(crate) fn advise(&self, pattern: crate::options::AccessPattern) -> io::Result<()> {
+        self.map.advise(pattern)
+    }
+
+    /// Asks the kernel to read the committed records into memory: in the
+    /// background, or (`wait`) before returning.
+    pub(crate) fn will_need(&self, wait: bool) -> io::Result<()> {
+        self.map.will_need(self.bytes_for_slots(self.committed_slots()), wait)
+    }
+
+    /// Bytes of address space the file's windows take.
+    pub(crate) fn mapped_bytes(&self) -> u64 {
+        self.map.mapped_bytes()
+    }
+
+    /// Bytes of the file's first `end_bytes` that are in memory.
+    pub(crate) fn resident_bytes(&self, end_bytes: u64) -> io::Result<u64> {
+        self.map.resident_bytes(end_bytes)
     }
 
     /// `fdatasync`.

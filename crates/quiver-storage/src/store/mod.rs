@@ -243,6 +243,8 @@ impl<T: Element> VectorStore<T> {
             growth_events: Counters::get(&c.growth_events),
             file_bytes,
             committed_bytes: self.current().data.bytes_for_slots(slots),
+            resident_bytes: self.reads.resident_bytes(file_bytes).unwrap_or(0),
+            mapped_bytes: self.current().data.mapped_bytes(),
             live_bytes: live * record,
             garbage_bytes: slots.get().saturating_sub(live) * record,
             wal_bytes,
@@ -250,6 +252,22 @@ impl<T: Element> VectorStore<T> {
             sync_latency: c.sync_latency.summary(),
             commit_latency: c.commit_latency.summary(),
         }
+    }
+
+    /// Tells the kernel how the vectors will be read from now on (every
+    /// window of the data file, and those of later generations): see
+    /// [`AccessPattern`](crate::AccessPattern). A hint; an error means the
+    /// kernel refused it, and reads are unaffected.
+    pub fn advise(&self, pattern: crate::AccessPattern) -> Result<()> {
+        self.reads.advise(pattern)
+    }
+
+    /// Asks the kernel to start reading every committed record into memory
+    /// in the background (`MADV_WILLNEED`) and returns at once: warm a cold
+    /// store before queries arrive. [`StoreOptions::populate`] does it
+    /// during open, waiting for the reads.
+    pub fn will_need(&self) -> Result<()> {
+        self.reads.will_need()
     }
 
     /// Closes the store: makes every write durable, checkpoints (so the next

@@ -390,6 +390,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         reads: ReadPath::new(
             super::Generation { data: std::sync::Arc::new(data), index },
             Some(std::sync::Arc::new(lock_file)),
+            options,
         ),
         writer: Mutex::new(writer),
         gauges: super::writer_lock::WriterGauges::default(),

@@ -150,7 +150,7 @@ impl<T: Element> VectorReader<T> {
             dir: dir.to_path_buf(),
             shape,
             window_bytes,
-            reads: ReadPath::new(generation, None),
+            reads: ReadPath::new(generation, None, options),
             cursor: Mutex::new(cursor),
             _element: PhantomData,
         })
@@ -208,6 +208,18 @@ impl<T: Element> VectorReader<T> {
     /// change it; take a new one after.
     pub fn snapshot(&self) -> Snapshot<T> {
         self.reads.snapshot()
+    }
+
+    /// [`VectorStore::advise`](super::VectorStore::advise) for this
+    /// follower's mappings.
+    pub fn advise(&self, pattern: crate::AccessPattern) -> Result<()> {
+        self.reads.advise(pattern)
+    }
+
+    /// [`VectorStore::will_need`](super::VectorStore::will_need) for this
+    /// follower's mappings.
+    pub fn will_need(&self) -> Result<()> {
+        self.reads.will_need()
     }
 
     /// Catches up with the writer: applies every batch logged since the last

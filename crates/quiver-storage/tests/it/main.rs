@@ -10,6 +10,7 @@ mod enospc_real;
 mod follower;
 mod format_doc;
 mod fuzz_regressions;
+mod memory;
 mod model_proptest;
 mod power_loss;
 mod smoke;
