@@ -25,6 +25,18 @@ pub trait SearchElement: Element {
     /// `buf`, which has `vector`'s length.
     #[doc(hidden)]
     fn as_f32<'a>(vector: &'a [Self], buf: &'a mut [f32]) -> &'a [f32];
+
+    /// `vector` as the kernels see it, in `f32` (see the table above):
+    /// what to pass as a query to find a stored vector's neighbours.
+    ///
+    /// ```
+    /// use quiver_search::SearchElement;
+    /// assert_eq!(i8::to_f32(&[-3, 7]), [-3.0, 7.0]);
+    /// ```
+    fn to_f32(vector: &[Self]) -> Vec<f32> {
+        let mut buf = vec![0.0f32; vector.len()];
+        Self::as_f32(vector, &mut buf).to_vec()
+    }
 }
 
 impl SearchElement for f32 {
