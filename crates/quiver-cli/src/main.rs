@@ -3,7 +3,8 @@
 //! `quiver demo` builds a store of synthetic vectors and measures import,
 //! reopen and zero-copy reads; `quiver info` shows what a store directory
 //! holds without opening it; `quiver verify` checks every record and the
-//! index; `quiver compact` reclaims the space of dead vectors. This crate only parses arguments, calls the library and prints: it
+//! index; `quiver compact` reclaims the space of dead vectors; `quiver
+//! search` finds the nearest vectors to a query, beside a running writer. This crate only parses arguments, calls the library and prints: it
 //! never reads a store's files itself.
 //!
 //! Exit codes: 0 on success, 1 when `verify` finds problems (or the demo
@@ -13,6 +14,7 @@
 mod compact;
 mod demo;
 mod info;
+mod search;
 mod units;
 mod verify;
 
@@ -22,7 +24,7 @@ use clap::{Parser, Subcommand};
 
 /// The `quiver` command-line tool.
 #[derive(Debug, Parser)]
-#[command(name = "quiver", version, about = "Demo, inspect, verify and compact Quiver vector stores.")]
+#[command(name = "quiver", version, about = "Demo, inspect, verify, compact and search Quiver vector stores.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +44,10 @@ enum Command {
     /// Rewrite the live vectors into a new generation and switch to it,
     /// reclaiming the space of overwritten and deleted vectors.
     Compact(compact::Args),
+    /// Exact top-k search: the stored vectors nearest a query (from a file,
+    /// or a stored id). Opens the store read-only; works while another
+    /// process writes to it.
+    Search(search::Args),
 }
 
 /// What a command concluded, mapped to the exit code.
@@ -60,6 +66,7 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Compact(args) => compact::run(&args),
+        Command::Search(args) => search::run(&args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

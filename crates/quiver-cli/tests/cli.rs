@@ -1,6 +1,7 @@
 //! End-to-end tests of the `quiver` binary: demo, info (table and JSON),
 //! verify on a clean store, on a damaged one, and on a directory that is not
-//! a store. They run the built binary, as a user would.
+//! a store; search beside an open writer. They run the built binary, as a
+//! user would.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -129,6 +130,53 @@ fn info_works_and_verify_is_refused_while_the_store_is_open() {
     let out = quiver(&["verify", d]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(stdout(&out).contains("(3 x f16)") && stdout(&out).contains("live vectors     1"), "{}", text(&out));
+}
+
+// Proves search runs beside an open writer (it follows the store
+// read-only): by a stored id (whose own hit comes first), by a text query
+// file as a table, by a raw .f32 file as well-formed JSON, that it sees
+// writes made after an earlier search, and that a wrong-length query is an
+// error (exit 2) naming both lengths.
+#[test]
+fn search_beside_an_open_writer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("open");
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(&dir, 3).expect("open");
+    let batch: Vec<(u64, Vec<f32>)> = (1..=20u64).map(|id| (id, vec![id as f32, 1.0, 0.0])).collect();
+    let refs: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, &v[..])).collect();
+    store.store_batch(&refs).expect("store");
+    let d = dir.to_str().expect("utf-8 temp path");
+
+    let out = quiver(&["search", d, "--id", "7", "--k", "3", "--metric", "l2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows: Vec<Vec<String>> =
+        stdout(&out).lines().skip(1).map(|l| l.split_whitespace().map(str::to_string).collect()).collect();
+    assert_eq!(rows, [["1", "7", "0"], ["2", "6", "1"], ["3", "8", "1"]], "{}", text(&out));
+
+    let query = tmp.path().join("q.txt");
+    std::fs::write(&query, "[0, 1, 0]").expect("write query");
+    let q = query.to_str().expect("utf-8");
+    store.store(99, &[0.0, 5.0, 0.0]).expect("store after");
+    let out = quiver(&["search", d, "--query", q, "--k", "2", "--metric", "cosine"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let first = stdout(&out).lines().nth(1).map(str::to_string).unwrap_or_default();
+    assert_eq!(first.split_whitespace().collect::<Vec<_>>(), ["1", "99", "1"], "{}", text(&out));
+
+    let raw = tmp.path().join("q.f32");
+    std::fs::write(&raw, [1.0f32, 0.0, 0.0].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).expect("write");
+    let out = quiver(&["search", d, "--query", raw.to_str().expect("utf-8"), "--k", "2", "--metric", "dot", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json = stdout(&out);
+    json::check(json.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{json}"));
+    for key in ["\"metric\": \"dot\"", "{\"rank\": 1, \"id\": 20, \"score\": 20}", "\"rank\": 2, \"id\": 19"] {
+        assert!(json.contains(key), "JSON lacks {key}:\n{json}");
+    }
+
+    std::fs::write(&query, "1 2").expect("write short query");
+    let out = quiver(&["search", d, "--query", q]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the query has 2 elements"), "{}", text(&out));
+    store.close().expect("close");
 }
 
 // Proves the demo refuses to overwrite a non-empty directory that is not a

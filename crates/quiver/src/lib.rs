@@ -100,6 +100,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Exact search
+//!
+//! [`Search`] (from `quiver-search`) scores every vector of a snapshot
+//! against a query — inner product, cosine or squared L2 — and returns the
+//! best `k`, with filters, threads and batches of queries:
+//!
+//! ```
+//! use quiver::{Metric, Search, VectorStore};
+//! let dir = tempfile::tempdir()?;
+//! let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+//! store.store_batch(&[(1, &[1.0, 0.0][..]), (2, &[0.6, 0.8][..])])?;
+//! let hits = store.snapshot().search(&[0.0, 1.0], 1, Metric::Cosine)?;
+//! assert_eq!(hits[0].id, 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Quiver targets 64-bit Linux; files are little-endian. See `docs/` in the
 //! repository for the architecture, the byte format and the durability
 //! contract.
@@ -110,6 +126,7 @@ pub use quiver_compaction::{
     BackgroundCompactor, BackgroundPolicy, CompactionOptions, CompactionStats, ProgressFn, Run, compact, compact_with,
 };
 pub use quiver_guard::VectorGuard;
+pub use quiver_search::{Hit, InstructionSet, Metric, Search, SearchElement, SearchError, SearchOptions};
 pub use quiver_storage::{
     AccessPattern, Change, ChangeFeed, Changes, Compaction, Durability, Element, ElementType, Error, GrowthPolicy,
     Headroom, LatencySummary, Metrics, Problem, RecoveryReport, RefreshOutcome, Result, Snapshot, SnapshotIter,

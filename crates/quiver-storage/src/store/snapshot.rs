@@ -159,6 +159,12 @@ impl<T: Element> Snapshot<T> {
         self.view.len == 0
     }
 
+    /// The number of elements in every vector of the view (the store's
+    /// dimension).
+    pub fn dim(&self) -> usize {
+        self.view.data.payload_bytes() / size_of::<T>()
+    }
+
     /// Whether `id` is in the view.
     #[inline]
     pub fn contains(&self, id: u64) -> bool {
@@ -268,6 +274,8 @@ impl<T: Element> Snapshot<T> {
     /// let snapshot = store.snapshot();
     /// let seen: Vec<(u64, f32)> = snapshot.iter().map(|(id, v)| (id, v[0])).collect();
     /// assert_eq!(seen, [(2, 0.0), (1, 5.0)]);
+    /// assert_eq!(snapshot.iter().nth(1).map(|(id, _)| id), Some(1)); // a skip is O(1)
+    /// assert_eq!(snapshot.dim(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&self) -> SnapshotIter<'_, T> {
@@ -443,6 +451,13 @@ impl<'a, T: Element> Iterator for SnapshotIter<'a, T> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let &(id, slot) = self.entries.next()?;
+        Some((id, self.snapshot.payload(slot)))
+    }
+
+    // Skipping is O(1), not n payload lookups: a scan split over threads
+    // starts each part with `iter().skip(start)`.
+    fn nth(&mut self, n: usize) -> Option<Self::Item> {
+        let &(id, slot) = self.entries.nth(n)?;
         Some((id, self.snapshot.payload(slot)))
     }
 
