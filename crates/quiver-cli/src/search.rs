@@ -110,7 +110,8 @@ fn read_query(path: &Path) -> Result<Vec<f32>> {
         }
         return Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
     }
-    let text = String::from_utf8(bytes).with_context(|| format!("{} is neither UTF-8 text nor a .f32 file", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is neither UTF-8 text nor a .f32 file", path.display()))?;
     parse_text(&text).with_context(|| format!("parsing the query file {}", path.display()))
 }
 
