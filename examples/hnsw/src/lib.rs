@@ -233,35 +233,39 @@ impl SlotIndex {
 
     /// Persists the index under `dir` (created if needed) so that a crash at
     /// any moment leaves the previous save or this one, whole: the graph
-    /// and a metadata file go to a new directory named by the LSN, which is
-    /// synced, then a `CURRENT` file naming it replaces the old one by
-    /// rename; older saves are removed after.
+    /// and a metadata file go to a new directory named by the generation
+    /// and LSN, which is synced and then renamed into place, and a
+    /// `CURRENT` file naming it replaces the old one by rename; older saves
+    /// are removed after. A save is never removed or rewritten while
+    /// `CURRENT` may name it: saving twice at one generation and LSN keeps
+    /// the first (the two hold the same vectors).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir)?;
-        let name = format!("index-{:020}", self.lsn);
-        let staging = dir.join(format!("{name}.tmp"));
-        if staging.exists() {
-            fs::remove_dir_all(&staging)?;
-        }
-        fs::create_dir(&staging)?;
-        let basename = self.graph.file_dump(&staging, "graph").map_err(io::Error::other)?;
-        let meta = Meta {
-            basename,
-            generation: self.generation,
-            lsn: self.lsn,
-            params: self.params,
-            live: self.live.iter().map(|(&id, &slot)| (id, slot)).collect(),
-        };
-        write_synced(&staging.join("meta.json"), &meta_file::encode(&meta))?;
-        for entry in fs::read_dir(&staging)? {
-            File::open(entry?.path())?.sync_all()?;
-        }
-        File::open(&staging)?.sync_all()?;
+        let name = format!("index-{:08}-{:020}", self.generation, self.lsn);
         let target = dir.join(&name);
-        if target.exists() {
-            fs::remove_dir_all(&target)?;
+        // A directory of that name is complete: it is renamed into place
+        // only after everything in it is synced.
+        if !target.exists() {
+            let staging = dir.join(format!("{name}.tmp"));
+            if staging.exists() {
+                fs::remove_dir_all(&staging)?;
+            }
+            fs::create_dir(&staging)?;
+            let basename = self.graph.file_dump(&staging, "graph").map_err(io::Error::other)?;
+            let meta = Meta {
+                basename,
+                generation: self.generation,
+                lsn: self.lsn,
+                params: self.params,
+                live: self.live.iter().map(|(&id, &slot)| (id, slot)).collect(),
+            };
+            write_synced(&staging.join("meta"), &meta_file::encode(&meta))?;
+            for entry in fs::read_dir(&staging)? {
+                File::open(entry?.path())?.sync_all()?;
+            }
+            File::open(&staging)?.sync_all()?;
+            fs::rename(&staging, &target)?;
         }
-        fs::rename(&staging, &target)?;
         write_synced(&dir.join("CURRENT.tmp"), name.as_bytes())?;
         fs::rename(dir.join("CURRENT.tmp"), dir.join("CURRENT"))?;
         File::open(dir)?.sync_all()?;
@@ -282,8 +286,8 @@ impl SlotIndex {
         let Some(saved) = read_current(dir)? else {
             return Ok((Self::build(&store.snapshot(), params), CatchUp { changes: 0, rebuilt: true }));
         };
-        let meta: Meta = meta_file::decode(&fs::read(saved.join("meta.json"))?)
-            .ok_or_else(|| LoadError::Damaged(saved.join("meta.json")))?;
+        let meta: Meta =
+            meta_file::decode(&fs::read(saved.join("meta"))?).ok_or_else(|| LoadError::Damaged(saved.join("meta")))?;
         let snapshot = store.snapshot();
         if meta.generation != snapshot.generation() || meta.lsn > snapshot.lsn() {
             // Another generation's slots (or an LSN the store never reached):
