@@ -3,7 +3,9 @@
 //! many times over on the same directory, so kills land in writes, in
 //! location batches, in growth, in automatic and explicit checkpoints, and in
 //! the recovery of the previous kill. After every kill the parent opens the
-//! store and checks it against a model of the child's operations.
+//! store and checks it against a model of the child's operations, and
+//! catches an index it keeps beside the store up through the change feed,
+//! which must then hold exactly what the store holds.
 //!
 //! The machinery (workload, child loop, kill cycles, prefix matching, the
 //! one-generation checks after every reopen, `verify()` after every tenth)

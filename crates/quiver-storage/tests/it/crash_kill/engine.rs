@@ -621,6 +621,51 @@ pub(super) struct Totals {
     in_flight_present: u64,
     deferred_lost: u64,
     torn_tails: u64,
+    /// Changes an index kept beside the store caught up through the feed.
+    pub feed_changes: u64,
+    /// Times that index was rebuilt because a compaction dropped the
+    /// history after its LSN.
+    pub feed_rebuilds: u64,
+}
+
+/// An index kept beside the store by the parent across every kill, as an
+/// application would keep one: the state it holds and the LSN it applied.
+/// After each reopen it follows `changes_since(lsn)`; when a compaction
+/// dropped that history it rebuilds from a snapshot. Returns the changes
+/// applied, or `None` for a rebuild.
+fn catch_up(index: &mut State, lsn: &mut u64, store: &VectorStore<f32>) -> Result<Option<u64>, String> {
+    let feed = match store.changes_since(*lsn) {
+        Ok(feed) => feed,
+        Err(Error::ChangesCompacted { .. }) => {
+            let snapshot = store.snapshot();
+            *index = State::new();
+            for (id, v) in snapshot.iter() {
+                let (_, tag) = decode(v).ok_or_else(|| format!("id {id} holds a torn vector in the snapshot"))?;
+                index.insert(id, tag);
+            }
+            *lsn = snapshot.lsn();
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("changes_since({lsn}) after the kill: {e}")),
+    };
+    let mut applied = 0;
+    for change in &feed {
+        match change.map_err(|e| format!("the change feed after LSN {lsn}: {e}"))? {
+            quiver_storage::Change::Put { id, vector, .. } => {
+                let (named, tag) = decode(vector).ok_or_else(|| format!("the feed's put of id {id} is torn"))?;
+                if named != id {
+                    return Err(format!("the feed's put of id {id} holds the vector of id {named}"));
+                }
+                index.insert(id, tag);
+            }
+            quiver_storage::Change::Delete { id, .. } => {
+                index.remove(&id);
+            }
+        }
+        applied += 1;
+    }
+    *lsn = feed.lsn();
+    Ok(Some(applied))
 }
 
 /// Runs `cycles` kill-and-check cycles at `level` on one directory, prints
@@ -634,6 +679,7 @@ pub(super) fn crash_cycles(harness: &Harness, name: &str, level: Durability, cyc
     let path = dir.path().join("store");
     let opts = options(level);
     let mut before = State::new();
+    let (mut feed_index, mut feed_lsn) = (State::new(), 0u64);
     let mut totals = Totals { generation: 1, ..Totals::default() };
     let mut last_open_time = Duration::from_millis(4);
     let started = Instant::now();
@@ -726,6 +772,14 @@ pub(super) fn crash_cycles(harness: &Harness, name: &str, level: Durability, cyc
         if let Some(m) = run.killed_in {
             *totals.kills_during_maintenance.entry(m).or_default() += 1;
         }
+        // The index beside the store, caught up through the change feed,
+        // holds exactly what the reopened store holds.
+        match catch_up(&mut feed_index, &mut feed_lsn, &store).unwrap_or_else(|e| panic!("{context}: {e}")) {
+            Some(applied) => totals.feed_changes += applied,
+            None => totals.feed_rebuilds += 1,
+        }
+        assert!(feed_index == disk, "{context}: the index caught up through the change feed differs from the store");
+
         totals.generation = generation;
         before = disk;
 
@@ -744,7 +798,8 @@ pub(super) fn crash_cycles(harness: &Harness, name: &str, level: Durability, cyc
          {} kills mid-checkpoint (a temp file left), {} opens removed another generation's data file, \
          generation {} at the end, {} reopens verified, {} in-flight ops found applied, \
          {} acked ops lost after the last flush (Deferred only), \
-         {} torn tails cut, {} ids live, {} KiB on disk, {:.1?}",
+         {} torn tails cut, {} changes followed by an index beside the store ({} rebuilds after compaction), \
+         {} ids live, {} KiB on disk, {:.1?}",
         totals.cycles,
         totals.acked_ops,
         totals.kills_during_open,
@@ -758,6 +813,8 @@ pub(super) fn crash_cycles(harness: &Harness, name: &str, level: Durability, cyc
         totals.in_flight_present,
         totals.deferred_lost,
         totals.torn_tails,
+        totals.feed_changes,
+        totals.feed_rebuilds,
         before.len(),
         dir_bytes(&path) >> 10,
         started.elapsed()
