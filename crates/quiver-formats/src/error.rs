@@ -1,0 +1,56 @@
+//! The one error type of the formats crate: every message a sentence that
+//! names the file and, for damage, the byte offset.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What can go wrong reading or writing a vector file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// An I/O call failed.
+    #[error("I/O failed on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not what its format says: truncated, torn or damaged.
+    #[error("{path} is malformed at byte offset {offset}: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Where the problem starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is valid but cannot go where it was asked to (a dimension or
+    /// element type the store does not hold, a layout not supported).
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The store refused an operation.
+    #[error(transparent)]
+    Store(#[from] quiver_storage::Error),
+}
+
+impl FormatError {
+    pub(crate) fn io(path: &std::path::Path, source: io::Error) -> Self {
+        FormatError::Io { path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn malformed(path: &std::path::Path, offset: u64, reason: impl Into<String>) -> Self {
+        FormatError::Malformed { path: path.to_path_buf(), offset, reason: reason.into() }
+    }
+
+    pub(crate) fn unsupported(path: &std::path::Path, reason: impl Into<String>) -> Self {
+        FormatError::Unsupported { path: path.to_path_buf(), reason: reason.into() }
+    }
+}

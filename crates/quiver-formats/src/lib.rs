@@ -1,0 +1,166 @@
+//! Streaming import into and export out of Quiver stores, in the formats
+//! vectors travel in: the ANN benchmark sets' `.fvecs` / `.bvecs` /
+//! `.ivecs` and numpy's `.npy`. Files are read and written a batch of rows
+//! at a time, never whole.
+//!
+//! ```
+//! use quiver_formats::{Format, ImportOptions, export_snapshot, import_file};
+//! use quiver_storage::VectorStore;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+//! store.store_batch(&[(0, &[1.0, 2.0][..]), (1, &[3.0, 4.0][..])])?;
+//! let file = dir.path().join("out.fvecs");
+//! let exported = export_snapshot(&store.snapshot(), &file, Format::Fvecs, .., &mut |_| {})?;
+//! assert_eq!(exported.rows, 2);
+//!
+//! let copy: VectorStore<f32> = VectorStore::open(dir.path().join("copy"), 2)?;
+//! let imported = import_file(&copy, &file, None, &ImportOptions::default(), &mut |_| {})?;
+//! assert_eq!((imported.rows, copy.retrieve(1)), (2, Some(vec![3.0, 4.0])));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What the routes promise
+//!
+//! - **Shape first.** A file's dimension and element type are read from its
+//!   header (or first row) and checked against the store before anything is
+//!   written; a mismatch is an error that leaves the store unchanged.
+//! - **Whole batches.** An import stores the file in batches of rows, each
+//!   atomic. A torn or damaged file stops at the first bad row with its byte
+//!   offset, and nothing of the batch holding it is written. Rows map to ids
+//!   `first_id + row`, so rerunning an interrupted import (or resuming it
+//!   with [`ImportOptions::skip_rows`]) writes the same vectors again.
+//! - **Atomic files.** An export writes `<file>.tmp`, syncs it and renames
+//!   it over `<file>`: a failed or interrupted export leaves no half file.
+//! - **Bit-exact.** Elements are copied as their bytes; a round trip gives
+//!   back the same bits for every element type the format holds.
+#![forbid(unsafe_code)]
+
+mod error;
+mod npy;
+mod transfer;
+mod vecs;
+
+pub use error::FormatError;
+pub use npy::{NpyReader, NpyWriter};
+pub use transfer::{
+    ExportSummary, ImportOptions, ImportSummary, Progress, export_ids, export_snapshot, import_file, open_reader, probe,
+};
+pub use vecs::{VecsKind, VecsReader, VecsWriter};
+
+use quiver_storage::ElementType;
+
+/// A file format Quiver reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// `.fvecs`: per row a little-endian `i32` dimension, then that many
+    /// `f32`.
+    Fvecs,
+    /// `.bvecs`: per row an `i32` dimension, then that many `u8`.
+    Bvecs,
+    /// `.ivecs`: per row an `i32` dimension, then that many `i32` (the
+    /// benchmark sets' ground-truth neighbour lists).
+    Ivecs,
+    /// numpy `.npy` (versions 1 to 3): a 2-D array in C order.
+    Npy,
+}
+
+impl Format {
+    /// The format a file name's extension names, if any.
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "fvecs" => Some(Format::Fvecs),
+            "bvecs" => Some(Format::Bvecs),
+            "ivecs" => Some(Format::Ivecs),
+            "npy" => Some(Format::Npy),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Fvecs => "fvecs",
+            Format::Bvecs => "bvecs",
+            Format::Ivecs => "ivecs",
+            Format::Npy => "npy",
+        }
+    }
+}
+
+/// What a file holds, read from its header before any row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileShape {
+    /// The format.
+    pub format: Format,
+    /// Elements per row.
+    pub dim: usize,
+    /// The element type of the rows.
+    pub element: Scalar,
+    /// The number of rows, when the header says (npy) or the file's length
+    /// implies it (vecs).
+    pub rows: Option<u64>,
+}
+
+/// An element type a file can hold: every store element type, and `i32`
+/// (ivecs), which no store holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scalar {
+    /// A type a store can hold.
+    Element(ElementType),
+    /// 32-bit signed integer.
+    I32,
+    /// 64-bit unsigned integer (an npy of ids).
+    U64,
+}
+
+impl Scalar {
+    /// Bytes per element.
+    pub fn size_bytes(self) -> usize {
+        match self {
+            Scalar::Element(e) => e.size_bytes() as usize,
+            Scalar::I32 => 4,
+            Scalar::U64 => 8,
+        }
+    }
+
+    /// The name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scalar::Element(e) => e.name(),
+            Scalar::I32 => "i32",
+            Scalar::U64 => "u64",
+        }
+    }
+}
+
+/// A source of rows: a format's reader, behind one interface so an import
+/// does not care which.
+pub trait ReadRows {
+    /// What the file holds.
+    fn shape(&self) -> FileShape;
+
+    /// Reads up to `max_rows` rows into `out`, which must be at least
+    /// `max_rows * dim * element size` bytes; returns the rows read (0 at the
+    /// end). A row that is torn or malformed is an error naming its byte
+    /// offset, and no row of the call is returned.
+    fn read_rows(&mut self, max_rows: usize, out: &mut [u8]) -> Result<usize, FormatError>;
+
+    /// Bytes of the file consumed so far.
+    fn offset_bytes(&self) -> u64;
+
+    /// Skips `rows` rows without returning them.
+    fn skip_rows(&mut self, rows: u64) -> Result<(), FormatError>;
+}
+
+/// A sink of rows: a format's writer. Nothing is visible at the target
+/// path until [`finish`](WriteRows::finish) returns.
+pub trait WriteRows {
+    /// Appends whole rows (`rows * dim` elements' bytes).
+    fn write_rows(&mut self, bytes: &[u8]) -> Result<(), FormatError>;
+
+    /// Syncs and renames the file into place; returns the bytes written.
+    fn finish(self: Box<Self>) -> Result<u64, FormatError>;
+}

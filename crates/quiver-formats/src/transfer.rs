@@ -1,0 +1,305 @@
+//! Moving rows between files and stores: an import stores a file in whole
+//! batches after checking its shape against the store's; an export writes a
+//! snapshot's vectors (in id order) to a file that appears only once whole.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+
+use quiver_storage::{Element, Snapshot, VectorStore};
+
+use crate::error::FormatError;
+use crate::npy::NpyReader;
+use crate::vecs::{VecsKind, VecsReader, VecsWriter};
+use crate::{FileShape, Format, NpyWriter, ReadRows, Scalar, WriteRows};
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+pub(crate) fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// `<target>.tmp`, renamed over the target only by [`TempFile::commit`];
+/// removed if dropped before.
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl TempFile {
+    pub(crate) fn create(target: &Path) -> Result<(Self, File), FormatError> {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp");
+        let tmp = target.with_file_name(name);
+        let file = File::create(&tmp).map_err(|e| FormatError::io(&tmp, e))?;
+        Ok((Self { tmp, target: target.to_path_buf(), committed: false }, file))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Syncs `file`, renames it over the target and syncs the directory.
+    pub(crate) fn commit(mut self, file: File) -> Result<(), FormatError> {
+        file.sync_all().map_err(|e| FormatError::io(&self.tmp, e))?;
+        fs::rename(&self.tmp, &self.target).map_err(|e| FormatError::io(&self.target, e))?;
+        self.committed = true;
+        let parent = self.target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(parent).and_then(|d| d.sync_all()).map_err(|e| FormatError::io(parent, e))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn format_of(path: &Path, format: Option<Format>) -> Result<Format, FormatError> {
+    format.or_else(|| Format::from_path(path)).ok_or_else(|| {
+        FormatError::unsupported(path, "the format is not known from the file name; name it (fvecs, bvecs, ivecs, npy)")
+    })
+}
+
+/// Opens `path` for reading in `format` (or the one its extension names).
+pub fn open_reader(path: &Path, format: Option<Format>) -> Result<Box<dyn ReadRows>, FormatError> {
+    let format = format_of(path, format)?;
+    Ok(match VecsKind::of(format) {
+        Some(kind) => Box::new(VecsReader::open(path, kind)?),
+        None => Box::new(NpyReader::open(path)?),
+    })
+}
+
+/// What `path` holds, from its header, without reading any row.
+pub fn probe(path: &Path, format: Option<Format>) -> Result<FileShape, FormatError> {
+    Ok(open_reader(path, format)?.shape())
+}
+
+/// How [`import_file`] maps rows to ids and batches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// The id of the file's row 0 (row `r` gets `first_id + r`).
+    pub first_id: u64,
+    /// Rows skipped at the start (to resume an interrupted import: the
+    /// skipped rows keep their ids).
+    pub skip_rows: u64,
+    /// Payload bytes per batch (each batch is one atomic `store_batch`).
+    pub batch_bytes: usize,
+    /// Whether the import ends with `flush`, making every row durable
+    /// against power loss.
+    pub flush: bool,
+}
+
+impl Default for ImportOptions {
+    /// Ids from 0, no skip, 16 MiB batches, flushed at the end.
+    fn default() -> Self {
+        Self { first_id: 0, skip_rows: 0, batch_bytes: 16 << 20, flush: true }
+    }
+}
+
+impl ImportOptions {
+    /// Row `r` gets id `first_id + r`.
+    pub fn first_id(mut self, first_id: u64) -> Self {
+        self.first_id = first_id;
+        self
+    }
+
+    /// Skips the first `rows` rows.
+    pub fn skip_rows(mut self, rows: u64) -> Self {
+        self.skip_rows = rows;
+        self
+    }
+
+    /// Payload bytes per batch (at least one row).
+    pub fn batch_bytes(mut self, bytes: usize) -> Self {
+        self.batch_bytes = bytes;
+        self
+    }
+
+    /// Whether to `flush` at the end.
+    pub fn flush(mut self, flush: bool) -> Self {
+        self.flush = flush;
+        self
+    }
+}
+
+/// How far a transfer has come, handed to its progress callback after
+/// every batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Rows done (stored or written) so far.
+    pub rows_done: u64,
+    /// Rows in all, when known.
+    pub rows_total: Option<u64>,
+}
+
+/// What [`import_file`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportSummary {
+    /// Rows stored.
+    pub rows: u64,
+    /// The file's shape.
+    pub shape: FileShape,
+    /// The ids given: `first_id + skip_rows ..` this, exclusive.
+    pub end_id: u64,
+    /// Bytes of the file consumed.
+    pub bytes_read: u64,
+}
+
+/// Stores every row of `path` in `store`, row `r` under id
+/// `options.first_id + r`, in atomic batches; see the crate docs for what
+/// is promised. The file's dimension and element type must be the store's:
+/// otherwise nothing is written.
+pub fn import_file<T: Element>(
+    store: &VectorStore<T>,
+    path: &Path,
+    format: Option<Format>,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportSummary, FormatError> {
+    let mut reader = open_reader(path, format)?;
+    let shape = reader.shape();
+    if shape.element != Scalar::Element(T::TYPE) {
+        return Err(FormatError::unsupported(
+            path,
+            format!("the file holds {} elements but the store holds {}", shape.element.name(), T::TYPE.name()),
+        ));
+    }
+    if shape.dim != store.dimension() {
+        return Err(FormatError::unsupported(
+            path,
+            format!("the file's rows have {} elements but the store's vectors have {}", shape.dim, store.dimension()),
+        ));
+    }
+    let total = shape.rows.map(|r| r.saturating_sub(options.skip_rows));
+    let last_row = shape.rows.unwrap_or(0);
+    if options.first_id.checked_add(last_row).is_none() {
+        return Err(FormatError::unsupported(
+            path,
+            format!("ids from {} for {last_row} rows overflow u64", options.first_id),
+        ));
+    }
+    if let Some(rows) = total {
+        store.reserve_capacity(usize::try_from(rows).unwrap_or(usize::MAX))?;
+    }
+    reader.skip_rows(options.skip_rows)?;
+    let row_bytes = shape.dim * size_of::<T>();
+    let batch_rows = (options.batch_bytes / row_bytes).max(1);
+    let mut buf: Vec<T> = vec![T::zeroed(); batch_rows * shape.dim];
+    let (mut done, mut next_id) = (0u64, options.first_id + options.skip_rows);
+    loop {
+        let rows = reader.read_rows(batch_rows, bytemuck::cast_slice_mut(&mut buf))?;
+        if rows == 0 {
+            break;
+        }
+        let batch: Vec<(u64, &[T])> =
+            buf[..rows * shape.dim].chunks_exact(shape.dim).enumerate().map(|(i, v)| (next_id + i as u64, v)).collect();
+        store.store_batch(&batch)?;
+        done += rows as u64;
+        next_id += rows as u64;
+        progress(Progress { rows_done: done, rows_total: total });
+    }
+    if options.flush {
+        store.flush()?;
+    }
+    Ok(ImportSummary { rows: done, shape, end_id: next_id, bytes_read: reader.offset_bytes() })
+}
+
+/// What [`export_snapshot`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportSummary {
+    /// Rows (vectors) written, in id order.
+    pub rows: u64,
+    /// Bytes of the file.
+    pub bytes_written: u64,
+}
+
+fn writer_for<T: Element>(
+    path: &Path,
+    format: Format,
+    dim: usize,
+    rows: u64,
+) -> Result<Box<dyn WriteRows>, FormatError> {
+    let scalar = Scalar::Element(T::TYPE);
+    Ok(match VecsKind::of(format) {
+        Some(kind) if kind.scalar() == scalar => Box::new(VecsWriter::create(path, kind, dim)?),
+        Some(kind) => {
+            return Err(FormatError::unsupported(
+                path,
+                format!(
+                    "{} holds {} elements; the store holds {}",
+                    format.name(),
+                    kind.scalar().name(),
+                    T::TYPE.name()
+                ),
+            ));
+        }
+        None => Box::new(NpyWriter::create(path, scalar, Some(dim), rows)?),
+    })
+}
+
+/// Writes the vectors of `snapshot` whose ids fall in `ids` to `path` in
+/// `format`, in id order (the formats hold no ids: export them with
+/// [`export_ids`] when they are not `0..n`). The file appears whole or not
+/// at all.
+pub fn export_snapshot<T: Element>(
+    snapshot: &Snapshot<T>,
+    path: &Path,
+    format: Format,
+    ids: impl RangeBounds<u64>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ExportSummary, FormatError> {
+    let range = snapshot.range(ids);
+    let rows = range.len() as u64;
+    let dim = snapshot.dim();
+    let mut writer = writer_for::<T>(path, format, dim, rows)?;
+    let per_write = ((1 << 20) / (dim * size_of::<T>())).max(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(per_write * dim * size_of::<T>());
+    let mut done = 0u64;
+    for (_, v) in range {
+        buf.extend_from_slice(bytemuck::cast_slice(v));
+        done += 1;
+        if done.is_multiple_of(per_write as u64) {
+            writer.write_rows(&buf)?;
+            buf.clear();
+            progress(Progress { rows_done: done, rows_total: Some(rows) });
+        }
+    }
+    writer.write_rows(&buf)?;
+    let bytes_written = writer.finish()?;
+    progress(Progress { rows_done: done, rows_total: Some(rows) });
+    Ok(ExportSummary { rows: done, bytes_written })
+}
+
+/// Writes the ids of `snapshot` that fall in `ids`, in order, as a 1-D
+/// `uint64` `.npy`: the id column of an [`export_snapshot`] of the same
+/// range.
+pub fn export_ids<T: Element>(
+    snapshot: &Snapshot<T>,
+    path: &Path,
+    ids: impl RangeBounds<u64>,
+) -> Result<ExportSummary, FormatError> {
+    let range = snapshot.range(ids);
+    let rows = range.len() as u64;
+    let mut writer = Box::new(NpyWriter::create(path, Scalar::U64, None, rows)?);
+    let all: Vec<u8> = range.flat_map(|(id, _)| id.to_le_bytes()).collect();
+    writer.write_rows(&all)?;
+    let bytes_written = writer.finish()?;
+    Ok(ExportSummary { rows, bytes_written })
+}

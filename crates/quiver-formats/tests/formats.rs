@@ -1,0 +1,276 @@
+//! The import and export routes: bit-exact round trips for every format and
+//! element type it holds, shape checks before anything is written, torn and
+//! damaged files stopped at their byte offset with whole batches only, and
+//! exports that appear whole or not at all.
+
+use std::fs;
+use std::path::Path;
+
+use half::f16;
+use proptest::prelude::*;
+use quiver_formats::{
+    Format, FormatError, ImportOptions, ReadRows, Scalar, export_ids, export_snapshot, import_file, open_reader, probe,
+};
+use quiver_storage::{Element, ElementType, VectorStore};
+
+fn store<T: Element>(dir: &Path, name: &str, dim: usize) -> VectorStore<T> {
+    VectorStore::open(dir.join(name), dim).expect("open")
+}
+
+fn fill<T: Element>(store: &VectorStore<T>, rows: &[Vec<T>]) {
+    let batch: Vec<(u64, &[T])> = rows.iter().enumerate().map(|(i, v)| (i as u64, &v[..])).collect();
+    store.store_batch(&batch).expect("batch");
+}
+
+fn bits<T: Element>(store: &VectorStore<T>) -> Vec<(u64, Vec<u8>)> {
+    let snapshot = store.snapshot();
+    snapshot.range(..).map(|(id, v)| (id, bytemuck::cast_slice::<T, u8>(v).to_vec())).collect()
+}
+
+/// Exports `rows` (ids 0..n) in `format`, imports the file into a fresh
+/// store and requires the same bytes under the same ids.
+fn round_trip<T: Element>(rows: &[Vec<T>], format: Format, ext: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dim = rows[0].len();
+    let a = store::<T>(dir.path(), "a", dim);
+    fill(&a, rows);
+    let file = dir.path().join(format!("out.{ext}"));
+    let exported = export_snapshot(&a.snapshot(), &file, format, .., &mut |_| {}).expect("export");
+    assert_eq!(exported.rows, rows.len() as u64);
+    assert_eq!(fs::metadata(&file).expect("file").len(), exported.bytes_written);
+    let shape = probe(&file, None).expect("probe");
+    assert_eq!((shape.dim, shape.element, shape.rows), (dim, Scalar::Element(T::TYPE), Some(rows.len() as u64)));
+    let b = store::<T>(dir.path(), "b", dim);
+    let imported =
+        import_file(&b, &file, None, &ImportOptions::default().batch_bytes(100), &mut |_| {}).expect("import");
+    assert_eq!(imported.rows, rows.len() as u64);
+    assert_eq!(bits(&a), bits(&b), "{format:?} of {} is not bit-exact", T::TYPE.name());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    // Proves fvecs and npy round-trip any f32 bit pattern (NaNs, infinities,
+    // subnormals, negative zero) exactly.
+    #[test]
+    fn f32_round_trips_bit_exact(raw in prop::collection::vec(prop::collection::vec(any::<u32>(), 5), 1..40)) {
+        let rows: Vec<Vec<f32>> = raw.iter().map(|r| r.iter().map(|&b| f32::from_bits(b)).collect()).collect();
+        round_trip(&rows, Format::Fvecs, "fvecs");
+        round_trip(&rows, Format::Npy, "npy");
+    }
+
+    // Proves the byte and half types round-trip through the formats that
+    // hold them.
+    #[test]
+    fn other_types_round_trip_bit_exact(raw in prop::collection::vec(prop::collection::vec(any::<u64>(), 3), 1..30)) {
+        let u8s: Vec<Vec<u8>> = raw.iter().map(|r| r.iter().map(|&b| b as u8).collect()).collect();
+        round_trip(&u8s, Format::Bvecs, "bvecs");
+        round_trip(&u8s, Format::Npy, "npy");
+        let i8s: Vec<Vec<i8>> = raw.iter().map(|r| r.iter().map(|&b| b as i8).collect()).collect();
+        round_trip(&i8s, Format::Npy, "npy");
+        let f16s: Vec<Vec<f16>> = raw.iter().map(|r| r.iter().map(|&b| f16::from_bits(b as u16)).collect()).collect();
+        round_trip(&f16s, Format::Npy, "npy");
+        let f64s: Vec<Vec<f64>> = raw.iter().map(|r| r.iter().map(|&b| f64::from_bits(b)).collect()).collect();
+        round_trip(&f64s, Format::Npy, "npy");
+    }
+}
+
+/// Writes `rows` as fvecs by the format's definition (independently of the
+/// crate's writer): per row an i32 dimension, then the f32s.
+fn fvecs_bytes(rows: &[Vec<f32>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in rows {
+        out.extend_from_slice(&(r.len() as i32).to_le_bytes());
+        for x in r {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out
+}
+
+fn rows(n: usize, dim: usize) -> Vec<Vec<f32>> {
+    (0..n).map(|i| (0..dim).map(|j| (i * 100 + j) as f32).collect()).collect()
+}
+
+// Proves a file written by the format's definition imports, and the crate's
+// export is byte for byte that definition.
+#[test]
+fn fvecs_matches_the_formats_definition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = rows(7, 3);
+    let file = dir.path().join("in.fvecs");
+    fs::write(&file, fvecs_bytes(&data)).expect("write");
+    let s = store::<f32>(dir.path(), "s", 3);
+    import_file(&s, &file, None, &ImportOptions::default().first_id(100), &mut |_| {}).expect("import");
+    assert_eq!(s.retrieve(106), Some(data[6].clone()));
+    let out = dir.path().join("out.fvecs");
+    export_snapshot(&s.snapshot(), &out, Format::Fvecs, .., &mut |_| {}).expect("export");
+    assert_eq!(fs::read(&out).expect("read"), fvecs_bytes(&data));
+}
+
+// Proves a file torn inside a row stops the import at that row's offset and
+// stores only the whole batches before the one holding it.
+#[test]
+fn torn_file_stops_at_the_byte_offset_and_keeps_whole_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = rows(30, 4);
+    let mut bytes = fvecs_bytes(&data);
+    let row = 4 + 4 * 4;
+    bytes.truncate(25 * row + 7); // inside row 25
+    let file = dir.path().join("torn.fvecs");
+    fs::write(&file, &bytes).expect("write");
+    let s = store::<f32>(dir.path(), "s", 4);
+    let batch_bytes = 10 * 16; // ten rows per batch
+    let mut seen = Vec::new();
+    let err = import_file(&s, &file, None, &ImportOptions::default().batch_bytes(batch_bytes), &mut |p| {
+        seen.push(p.rows_done);
+    })
+    .expect_err("a torn file");
+    match err {
+        FormatError::Malformed { offset, .. } => assert_eq!(offset, 25 * row as u64),
+        other => panic!("expected Malformed, got {other}"),
+    }
+    assert_eq!(seen, [10, 20]);
+    assert_eq!(s.len(), 20, "rows 20..25 are in the broken batch and must not be stored");
+    assert_eq!(s.retrieve(19), Some(data[19].clone()));
+}
+
+// Proves a row claiming another dimension is reported at its offset.
+#[test]
+fn row_with_another_dimension_is_damage_at_its_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut data = rows(5, 2);
+    data[3] = vec![1.0, 2.0, 3.0];
+    let file = dir.path().join("bad.fvecs");
+    fs::write(&file, fvecs_bytes(&data)).expect("write");
+    let s = store::<f32>(dir.path(), "s", 2);
+    let err = import_file(&s, &file, None, &ImportOptions::default(), &mut |_| {}).expect_err("damage");
+    assert!(matches!(err, FormatError::Malformed { offset: 36, .. }), "{err}");
+    assert_eq!(s.len(), 0, "the only batch held the damaged row");
+}
+
+// Proves a file whose dimension or element type is not the store's is
+// refused before anything is written.
+#[test]
+fn shape_mismatch_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("in.fvecs");
+    fs::write(&file, fvecs_bytes(&rows(3, 4))).expect("write");
+    let wrong_dim = store::<f32>(dir.path(), "a", 5);
+    let err = import_file(&wrong_dim, &file, None, &ImportOptions::default(), &mut |_| {}).expect_err("dim");
+    assert!(matches!(err, FormatError::Unsupported { .. }), "{err}");
+    let wrong_type = store::<u8>(dir.path(), "b", 4);
+    let err = import_file(&wrong_type, &file, None, &ImportOptions::default(), &mut |_| {}).expect_err("type");
+    assert!(err.to_string().contains("f32 elements but the store holds u8"), "{err}");
+    assert_eq!((wrong_dim.len(), wrong_type.len()), (0, 0));
+    assert_eq!(wrong_dim.snapshot().lsn(), 0, "not even an empty batch was committed");
+}
+
+// Proves skipping rows resumes an import with the rows' own ids.
+#[test]
+fn skip_rows_resumes_with_the_same_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = rows(10, 2);
+    let file = dir.path().join("in.fvecs");
+    fs::write(&file, fvecs_bytes(&data)).expect("write");
+    let s = store::<f32>(dir.path(), "s", 2);
+    let summary =
+        import_file(&s, &file, None, &ImportOptions::default().first_id(5).skip_rows(6), &mut |_| {}).expect("import");
+    assert_eq!((summary.rows, summary.end_id), (4, 15));
+    assert_eq!(s.ids().into_iter().min(), Some(11));
+    assert_eq!(s.retrieve(14), Some(data[9].clone()));
+}
+
+/// An `.npy` file built by the format's definition: magic, version 1.0,
+/// the header dict padded to 64 bytes, then `data`.
+fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+// Proves an npy written by the definition imports; Fortran order, a
+// big-endian dtype and a truncated body are refused with what to do; and a
+// 1-D uint64 export is the id column.
+#[test]
+fn npy_by_the_definition_and_its_refusals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: Vec<f32> = (0..6).map(|x| x as f32 * 0.5).collect();
+    let body: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let good = dir.path().join("good.npy");
+    fs::write(&good, npy_bytes("<f4", false, "(2, 3)", &body)).expect("write");
+    let s = store::<f32>(dir.path(), "s", 3);
+    import_file(&s, &good, None, &ImportOptions::default(), &mut |_| {}).expect("import");
+    assert_eq!(s.retrieve(1), Some(vec![1.5, 2.0, 2.5]));
+
+    let fortran = dir.path().join("f.npy");
+    fs::write(&fortran, npy_bytes("<f4", true, "(2, 3)", &body)).expect("write");
+    assert!(probe(&fortran, None).expect_err("fortran").to_string().contains("C order"));
+    let big = dir.path().join("b.npy");
+    fs::write(&big, npy_bytes(">f4", false, "(2, 3)", &body)).expect("write");
+    assert!(probe(&big, None).expect_err("big-endian").to_string().contains("astype"));
+    let short = dir.path().join("s.npy");
+    fs::write(&short, npy_bytes("<f4", false, "(3, 3)", &body)).expect("write");
+    assert!(matches!(probe(&short, None), Err(FormatError::Malformed { .. })));
+
+    let ids = dir.path().join("ids.npy");
+    export_ids(&s.snapshot(), &ids, ..).expect("ids");
+    let mut reader = open_reader(&ids, None).expect("open ids");
+    assert_eq!((reader.shape().element, reader.shape().dim), (Scalar::U64, 1));
+    let mut out = [0u8; 16];
+    assert_eq!(reader.read_rows(2, &mut out).expect("read"), 2);
+    assert_eq!(out, [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+}
+
+// Proves exports that cannot be done leave no file behind: a type the
+// format cannot hold, and a directory that does not exist.
+#[test]
+fn failed_export_leaves_no_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::<half::bf16>(dir.path(), "s", 2);
+    s.store(1, &[half::bf16::ONE, half::bf16::ZERO]).expect("store");
+    let npy = dir.path().join("x.npy");
+    let err = export_snapshot(&s.snapshot(), &npy, Format::Npy, .., &mut |_| {}).expect_err("bf16");
+    assert!(err.to_string().contains("numpy has no bf16"), "{err}");
+    let fvecs = dir.path().join("x.fvecs");
+    assert!(export_snapshot(&s.snapshot(), &fvecs, Format::Fvecs, .., &mut |_| {}).is_err());
+    let missing = dir.path().join("no/such/dir/x.npy");
+    let f = store::<f32>(dir.path(), "f", 2);
+    assert!(export_snapshot(&f.snapshot(), &missing, Format::Npy, .., &mut |_| {}).is_err());
+    let left: Vec<_> = fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+    assert!(left.iter().all(|n| n == "s" || n == "f"), "files left behind: {left:?}");
+}
+
+// Proves ivecs (i32 rows, the benchmark sets' neighbour lists) reads, and
+// that importing it is refused: no store holds i32.
+#[test]
+fn ivecs_reads_but_is_not_a_store_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = Vec::new();
+    for r in [[1i32, 2, 3], [4, 5, 6]] {
+        bytes.extend_from_slice(&3i32.to_le_bytes());
+        r.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+    }
+    let file = dir.path().join("gt.ivecs");
+    fs::write(&file, &bytes).expect("write");
+    let mut reader = open_reader(&file, None).expect("open");
+    assert_eq!(reader.shape().element, Scalar::I32);
+    let mut out = [0u8; 24];
+    assert_eq!(reader.read_rows(2, &mut out).expect("read"), 2);
+    assert_eq!(reader.read_rows(1, &mut out).expect("at the end"), 0);
+    assert_eq!(bytemuck::cast_slice::<u8, i32>(&out), [1, 2, 3, 4, 5, 6]);
+    let s = store::<f32>(dir.path(), "s", 3);
+    assert!(import_file(&s, &file, None, &ImportOptions::default(), &mut |_| {}).is_err());
+    assert_eq!(reader.shape().element, Scalar::I32);
+    assert_ne!(reader.shape().element, Scalar::Element(ElementType::F32));
+}
