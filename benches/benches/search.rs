@@ -47,7 +47,8 @@ fn import<T: Element>(path: &std::path::Path, ds: &Dataset, convert: impl Fn(f32
     let store: VectorStore<T> = VectorStore::open(path, ds.dim).expect("open");
     store.reserve_capacity(ds.count as usize).expect("reserve");
     for batch in ds.batches() {
-        let owned: Vec<(u64, Vec<T>)> = batch.iter().map(|(id, v)| (*id, v.iter().map(|&x| convert(x)).collect())).collect();
+        let owned: Vec<(u64, Vec<T>)> =
+            batch.iter().map(|(id, v)| (*id, v.iter().map(|&x| convert(x)).collect())).collect();
         let refs: Vec<(u64, &[T])> = owned.iter().map(|(id, v)| (*id, &v[..])).collect();
         store.store_batch(&refs).expect("store_batch");
     }
@@ -138,10 +139,12 @@ fn main() {
         let b2 = secs(batch(&f32s, &queries, &SearchOptions::new(K, Metric::Dot).threads(2)));
         let bl = secs(batch(&f32s, &queries, &SearchOptions::new(K, Metric::L2)));
         let bc = secs(batch(&f32s, &queries, &SearchOptions::new(K, Metric::Cosine)));
-        let b_avx2 = secs(batch(&f32s, &queries, &SearchOptions::new(K, Metric::Dot).instruction_set(InstructionSet::Avx2)));
+        let b_avx2 =
+            secs(batch(&f32s, &queries, &SearchOptions::new(K, Metric::Dot).instruction_set(InstructionSet::Avx2)));
         let b_base =
             secs(batch(&f32s, &queries, &SearchOptions::new(K, Metric::Dot).instruction_set(InstructionSet::Baseline)));
-        let t1_base = secs(single(&f32s, &SearchOptions::new(K, Metric::Dot).instruction_set(InstructionSet::Baseline)));
+        let t1_base =
+            secs(single(&f32s, &SearchOptions::new(K, Metric::Dot).instruction_set(InstructionSet::Baseline)));
         let per = |b: f64| b / BATCH as f64;
         add("batch of 64, 1 thread (per-query throughput / one query's)", ">= 10", t1 / per(b1));
         add("batch of 64, 2 threads (per-query throughput / one query's, 2 threads)", ">= 10", t2 / per(b2));

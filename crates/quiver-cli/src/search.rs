@@ -105,12 +105,13 @@ fn search<T: SearchElement>(args: &Args, dim: usize) -> Result<(Vec<Hit>, u64)> 
 fn read_query(path: &Path) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the query file {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "f32") {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             bail!("{} holds {} bytes, not a whole number of f32 values", path.display(), bytes.len());
         }
         return Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
     }
-    let text = String::from_utf8(bytes).with_context(|| format!("{} is neither UTF-8 text nor a .f32 file", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is neither UTF-8 text nor a .f32 file", path.display()))?;
     parse_text(&text).with_context(|| format!("parsing the query file {}", path.display()))
 }
 

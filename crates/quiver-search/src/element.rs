@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn other_types_widen() {
         let mut buf = [0.0f32; 3];
-        assert_eq!(bf16::as_f32(&[bf16::from_f32(-1.5), bf16::ONE, bf16::INFINITY], &mut buf), [-1.5, 1.0, f32::INFINITY]);
+        assert_eq!(
+            bf16::as_f32(&[bf16::from_f32(-1.5), bf16::ONE, bf16::INFINITY], &mut buf),
+            [-1.5, 1.0, f32::INFINITY]
+        );
         assert_eq!(i8::as_f32(&[-128, 0, 127], &mut buf), [-128.0, 0.0, 127.0]);
         assert_eq!(u8::as_f32(&[0, 1, 255], &mut buf), [0.0, 1.0, 255.0]);
         assert_eq!(f64::as_f32(&[0.1, 1e300, -2.0], &mut buf), [0.1f32, f32::INFINITY, -2.0]);

@@ -6,7 +6,9 @@
 #[non_exhaustive]
 pub enum SearchError {
     /// A single query whose length is not the store's dimension.
-    #[error("the query has {actual} elements, but the store's vectors have {expected}; pass a query of the store's dimension")]
+    #[error(
+        "the query has {actual} elements, but the store's vectors have {expected}; pass a query of the store's dimension"
+    )]
     QueryLength {
         /// The store's dimension.
         expected: usize,
@@ -25,7 +27,9 @@ pub enum SearchError {
     },
     /// A query holding NaN or an infinity, which would make every score NaN
     /// or infinite and the ranking meaningless.
-    #[error("query {query} holds a non-finite value ({value}) at element {element}; every query value must be a finite number")]
+    #[error(
+        "query {query} holds a non-finite value ({value}) at element {element}; every query value must be a finite number"
+    )]
     NonFiniteQuery {
         /// Which query of the batch (0 for a single query).
         query: usize,

@@ -214,7 +214,16 @@ fn single<'s, S: pulp::Simd, const R: usize, T: SearchElement, const SQ: bool, c
 /// A batch: blocks of vectors, each scored against every query in `Q × V`
 /// register tiles (leftover queries and vectors in tiles of one).
 #[inline(always)]
-fn batch<'s, S: pulp::Simd, const R: usize, T: SearchElement, const Q: usize, const V: usize, const SQ: bool, const COSINE: bool>(
+fn batch<
+    's,
+    S: pulp::Simd,
+    const R: usize,
+    T: SearchElement,
+    const Q: usize,
+    const V: usize,
+    const SQ: bool,
+    const COSINE: bool,
+>(
     simd: S,
     mut source: impl Iterator<Item = (u64, &'s [T])>,
     plan: &Plan<'_>,
@@ -269,7 +278,14 @@ struct Block<'b> {
 
 /// Queries `q0..q0 + Q` against every vector of `block`.
 #[inline(always)]
-fn block_for_queries<S: pulp::Simd, const R: usize, const Q: usize, const V: usize, const SQ: bool, const COSINE: bool>(
+fn block_for_queries<
+    S: pulp::Simd,
+    const R: usize,
+    const Q: usize,
+    const V: usize,
+    const SQ: bool,
+    const COSINE: bool,
+>(
     simd: S,
     plan: &Plan<'_>,
     q0: usize,

@@ -137,7 +137,9 @@ pub(crate) fn check(hits: &[Hit], want: &[(u64, f64)], metric: Metric, context: 
 /// Queries of small integers, the first of them all zeros.
 pub(crate) fn queries(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     (0..n)
-        .flat_map(|q| (0..dim).map(move |i| if q == 0 { 0.0 } else { small_int(seed + 1000 + q as u64, i as u64) as f32 }))
+        .flat_map(|q| {
+            (0..dim).map(move |i| if q == 0 { 0.0 } else { small_int(seed + 1000 + q as u64, i as u64) as f32 })
+        })
         .collect()
 }
 

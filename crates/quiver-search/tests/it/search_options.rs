@@ -96,7 +96,8 @@ fn threads_give_identical_results() {
 #[test]
 fn snapshot_searches_its_own_contents() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store: quiver_storage::VectorStore<f32> = quiver_storage::VectorStore::open(tmp.path().join("v"), 2).expect("open");
+    let store: quiver_storage::VectorStore<f32> =
+        quiver_storage::VectorStore::open(tmp.path().join("v"), 2).expect("open");
     store.store_batch(&[(1, &[1.0, 0.0][..]), (2, &[0.5, 0.0][..]), (3, &[0.1, 0.0][..])]).expect("store");
     let before = store.snapshot();
     store.store(3, &[9.0, 0.0]).expect("overwrite");
