@@ -199,6 +199,10 @@ fn single<'s, S: pulp::Simd, const R: usize, T: SearchElement, const SQ: bool, c
     let query_norm = plan.query_norms.first().copied().unwrap_or(0.0);
     // Unused for f32, whose vectors are scored in place.
     let mut widened = vec![0.0f32; plan.dim];
+    // No software prefetch: a load of each page's first element one vector
+    // ahead (the safe stand-in) measured slower, 0.61-0.66 of the Vec sum's
+    // bandwidth against 0.88-0.89 without; the hardware prefetcher does
+    // better alone.
     for (id, vector) in source {
         let vector = T::as_f32(vector, &mut widened);
         let score = if COSINE {
