@@ -258,6 +258,10 @@ fn batch<
             }
         }
         let block = Block { rows: &rows[..len], ids: &ids[..len], norms: &norms[..len] };
+        // Query tiles outside, vector tiles inside: a query tile stays in L1
+        // while the block (in L2) passes under it. Measured at 10^5 x 768,
+        // 64 queries: 32-35 G multiply-adds/s, against 26 for the other
+        // order; blocks of 8 vectors gave 25-30, of 32 the same as 16.
         let mut q0 = 0;
         while q0 + Q <= plan.n {
             block_for_queries::<S, R, Q, V, SQ, COSINE>(simd, plan, q0, &block, tops);
