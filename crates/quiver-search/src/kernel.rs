@@ -211,7 +211,8 @@ mod tests {
     // lanes whose sum depends on the order.
     #[test]
     fn reduction_follows_the_tree_at_every_width() {
-        let lanes: [f32; LANES] = std::array::from_fn(|i| (1.0 + i as f32 * 0.37).powi(7) * if i % 3 == 0 { -1.0 } else { 1.0 });
+        let lanes: [f32; LANES] =
+            std::array::from_fn(|i| (1.0 + i as f32 * 0.37).powi(7) * if i % 3 == 0 { -1.0 } else { 1.0 });
         let mut tree = lanes;
         for width in [8, 4, 2, 1] {
             for i in 0..width {
