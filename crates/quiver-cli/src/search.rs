@@ -23,7 +23,9 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     query: Option<PathBuf>,
     /// Use the stored vector of this id as the query. Its own hit is
-    /// included in the results (usually first).
+    /// included in the results: first for l2 and cosine (unless another
+    /// vector ties it: the smaller id ranks first), not necessarily for dot,
+    /// where a longer vector can score higher.
     #[arg(long, value_name = "ID")]
     id: Option<u64>,
     /// How many hits to print.
