@@ -6,7 +6,9 @@
 //! Rows, all k = 10, Dot unless named:
 //! - the baseline: the sum of an equal `Vec<f32>` (the faster of 8 and 32
 //!   lanes, so the baseline is not held back by one adder's latency);
-//! - one query, 1 and 2 threads; Cosine and L2 on 1 thread;
+//! - one query, 1 and 2 threads; Cosine and L2 on 1 thread; for context,
+//!   the snapshot's `iter()` + sum and the `Vec` sum on 2 threads (what
+//!   the machine lets two threads read);
 //! - a batch of 64, 1 and 2 threads; L2 batch;
 //! - the same batch capped at AVX2 and at the baseline instruction set
 //!   (what chose the SIMD route);
@@ -39,6 +41,16 @@ fn sum32(v: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+}
+
+/// The sum of `v` split over two threads: what the machine allows two
+/// threads to read, the context for the 2-thread search rows.
+fn sum_2_threads(v: &[f32]) -> f32 {
+    let (a, b) = v.split_at(v.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| sum(b));
+        sum(a) + other.join().expect("sum thread")
+    })
 }
 
 /// Imports `ds` into a new store of `T` at `path`, each value converted by
@@ -126,6 +138,7 @@ fn main() {
         let (ti, _) = time(|| black_box(f32s.iter().map(|(_, v)| sum(v)).sum::<f32>()));
         let t1 = secs(single(&f32s, &dot));
         let t2 = secs(single(&f32s, &SearchOptions::new(K, Metric::Dot).threads(2)));
+        let (s2, _) = time(|| black_box(sum_2_threads(&all)));
         let tc = secs(single(&f32s, &SearchOptions::new(K, Metric::Cosine)));
         let tl = secs(single(&f32s, &SearchOptions::new(K, Metric::L2)));
         let (b_after, _) = time(|| black_box(sum(&all)));
@@ -134,6 +147,7 @@ fn main() {
         add("one query, Cosine, 1 thread (bandwidth / Vec sum's)", "-", base / tc);
         add("one query, L2, 1 thread (bandwidth / Vec sum's)", "-", base / tl);
         add("one query, 2 threads (speed-up over 1)", ">= 1.8", t1 / t2);
+        add("context: Vec sum on 2 threads (speed-up over 1)", "-", secs(s8) / secs(s2));
 
         let b1 = secs(batch(&f32s, &queries, &dot));
         let b2 = secs(batch(&f32s, &queries, &SearchOptions::new(K, Metric::Dot).threads(2)));

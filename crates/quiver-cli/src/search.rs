@@ -23,7 +23,9 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     query: Option<PathBuf>,
     /// Use the stored vector of this id as the query. Its own hit is
-    /// included in the results (usually first).
+    /// included in the results: first for l2 and cosine (unless another
+    /// vector ties it: the smaller id ranks first), not necessarily for dot,
+    /// where a longer vector can score higher.
     #[arg(long, value_name = "ID")]
     id: Option<u64>,
     /// How many hits to print.
@@ -105,7 +107,7 @@ fn search<T: SearchElement>(args: &Args, dim: usize) -> Result<(Vec<Hit>, u64)> 
 fn read_query(path: &Path) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the query file {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "f32") {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             bail!("{} holds {} bytes, not a whole number of f32 values", path.display(), bytes.len());
         }
         return Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());

@@ -17,7 +17,9 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum InstructionSet {
-    /// What the build target guarantees (SSE2 on x86-64).
+    /// No run-time dispatch: the kernels on `pulp`'s scalar path, compiled
+    /// for the build target (SSE2 on x86-64). The fallback for CPUs without
+    /// AVX2; about half the speed for one query, a fifth for a batch.
     Baseline,
     /// x86-64-v3: AVX2 and FMA.
     Avx2,

@@ -199,6 +199,10 @@ fn single<'s, S: pulp::Simd, const R: usize, T: SearchElement, const SQ: bool, c
     let query_norm = plan.query_norms.first().copied().unwrap_or(0.0);
     // Unused for f32, whose vectors are scored in place.
     let mut widened = vec![0.0f32; plan.dim];
+    // No software prefetch: a load of each page's first element one vector
+    // ahead (the safe stand-in) measured slower, 0.61-0.66 of the Vec sum's
+    // bandwidth against 0.88-0.89 without; the hardware prefetcher does
+    // better alone.
     for (id, vector) in source {
         let vector = T::as_f32(vector, &mut widened);
         let score = if COSINE {
@@ -254,6 +258,10 @@ fn batch<
             }
         }
         let block = Block { rows: &rows[..len], ids: &ids[..len], norms: &norms[..len] };
+        // Query tiles outside, vector tiles inside: a query tile stays in L1
+        // while the block (in L2) passes under it. Measured at 10^5 x 768,
+        // 64 queries: 32-35 G multiply-adds/s, against 26 for the other
+        // order; blocks of 8 vectors gave 25-30, of 32 the same as 16.
         let mut q0 = 0;
         while q0 + Q <= plan.n {
             block_for_queries::<S, R, Q, V, SQ, COSINE>(simd, plan, q0, &block, tops);
