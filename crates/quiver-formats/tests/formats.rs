@@ -9,7 +9,7 @@ use std::path::Path;
 use half::f16;
 use proptest::prelude::*;
 use quiver_formats::{
-    Format, FormatError, ImportOptions, ReadRows, Scalar, export_ids, export_snapshot, import_file, open_reader, probe,
+    Format, FormatError, ImportOptions, Scalar, export_ids, export_snapshot, import_file, open_reader, probe,
 };
 use quiver_storage::{Element, ElementType, VectorStore};
 
