@@ -4,8 +4,10 @@
 //! reopen and zero-copy reads; `quiver info` shows what a store directory
 //! holds without opening it; `quiver verify` checks every record and the
 //! index; `quiver compact` reclaims the space of dead vectors; `quiver
-//! search` finds the nearest vectors to a query, beside a running writer. This crate only parses arguments, calls the library and prints: it
-//! never reads a store's files itself.
+//! search` finds the nearest vectors to a query, beside a running writer;
+//! `quiver import` and `quiver export` move vectors in and out as fvecs,
+//! bvecs or npy. This crate only parses arguments, calls the library and
+//! prints: it never reads a store's files itself.
 //!
 //! Exit codes: 0 on success, 1 when `verify` finds problems (or the demo
 //! reads back a wrong vector), 2 on any error.
@@ -15,6 +17,7 @@ mod compact;
 mod demo;
 mod info;
 mod search;
+mod transfer;
 mod units;
 mod verify;
 
@@ -48,6 +51,12 @@ enum Command {
     /// or a stored id). Opens the store read-only; works while another
     /// process writes to it.
     Search(search::Args),
+    /// Import an .fvecs, .bvecs or .npy file into a store (created if
+    /// missing), in atomic batches, with progress; ends durable.
+    Import(transfer::ImportArgs),
+    /// Export a consistent snapshot of a store (or its ids) to .fvecs,
+    /// .bvecs or .npy, beside a running writer.
+    Export(transfer::ExportArgs),
 }
 
 /// What a command concluded, mapped to the exit code.
@@ -67,6 +76,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Compact(args) => compact::run(&args),
         Command::Search(args) => search::run(&args),
+        Command::Import(args) => transfer::run_import(&args),
+        Command::Export(args) => transfer::run_export(&args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! End-to-end tests of the `quiver` binary: demo, info (table and JSON),
 //! verify on a clean store, on a damaged one, and on a directory that is not
-//! a store; search beside an open writer. They run the built binary, as a
-//! user would.
+//! a store; search, export and import beside an open writer. They run the
+//! built binary, as a user would.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -176,6 +176,77 @@ fn search_beside_an_open_writer() {
     let out = quiver(&["search", d, "--query", q]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the query has 2 elements"), "{}", text(&out));
+    store.close().expect("close");
+}
+
+// Proves export and import end to end: a consistent export beside an open
+// writer (the writes after it are not in it), an import that creates the
+// store from the file's shape and gives the same vectors, ids exported as a
+// column, a torn file refused with its offset and how to resume, and a file
+// of another shape refused before anything is written.
+#[test]
+fn export_and_import_beside_an_open_writer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("src");
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(&dir, 4).expect("open");
+    let batch: Vec<(u64, Vec<f32>)> = (0..50u64).map(|id| (id, vec![id as f32, 0.5, -1.0, 2.0])).collect();
+    let refs: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, &v[..])).collect();
+    store.store_batch(&refs).expect("store");
+    let (d, file) = (dir.to_str().expect("utf-8"), tmp.path().join("all.npy"));
+    let f = file.to_str().expect("utf-8");
+    let out = quiver(&["export", d, f, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    assert!(stdout(&out).contains("\"rows\": 50"), "{}", text(&out));
+    store.store(50, &[9.0; 4]).expect("a write after the export");
+
+    let copy = tmp.path().join("copy");
+    let c = copy.to_str().expect("utf-8");
+    let out = quiver(&["import", c, f]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("imported 50 vectors of 4 f32"), "{}", text(&out));
+    let imported: quiver::VectorStore<f32> = quiver::VectorStore::open(&copy, 4).expect("reopen the copy");
+    assert_eq!((imported.len(), imported.retrieve(49)), (50, Some(vec![49.0, 0.5, -1.0, 2.0])));
+    drop(imported);
+
+    let ids = tmp.path().join("ids.npy");
+    let out = quiver(&["export", d, ids.to_str().expect("utf-8"), "--ids-only", "--where", "10..=12"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let bytes = std::fs::read(&ids).expect("ids file");
+    let tail: Vec<u64> =
+        bytes[bytes.len() - 24..].chunks(8).map(|b| u64::from_le_bytes(b.try_into().expect("8"))).collect();
+    assert_eq!(tail, [10, 11, 12]);
+
+    let fvecs = tmp.path().join("part.fvecs");
+    let out = quiver(&["export", d, fvecs.to_str().expect("utf-8"), "--where", "..10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut torn = std::fs::read(&fvecs).expect("fvecs");
+    torn.truncate(7 * 20 + 3);
+    let torn_path = tmp.path().join("torn.fvecs");
+    std::fs::write(&torn_path, &torn).expect("write torn");
+    let fresh = tmp.path().join("fresh");
+    let out = quiver(&["import", fresh.to_str().expect("utf-8"), torn_path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("malformed at byte offset 140") && err.contains("--skip-rows 0"), "{}", text(&out));
+
+    let wide = tmp.path().join("wide.fvecs");
+    std::fs::write(
+        &wide,
+        [
+            5i32.to_le_bytes(),
+            1f32.to_le_bytes(),
+            1f32.to_le_bytes(),
+            1f32.to_le_bytes(),
+            1f32.to_le_bytes(),
+            1f32.to_le_bytes(),
+        ]
+        .concat(),
+    )
+    .expect("write");
+    let out = quiver(&["import", c, wide.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was written"), "{}", text(&out));
     store.close().expect("close");
 }
 

@@ -1,0 +1,300 @@
+//! `quiver import` and `quiver export`: files in and out of a store through
+//! `quiver-formats`, with a progress bar and a summary (or JSON).
+//!
+//! An import creates the store when it is missing (dimension and element
+//! type from the file) and refuses a file whose shape is not the store's
+//! before writing anything. An export reads a snapshot of a read-only
+//! follower, so it is consistent while a writer keeps writing.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use quiver::{Durability, Element, ElementType, StoreOptions, bf16, f16};
+use quiver_formats::{Format, FormatError, ImportOptions, Progress, Scalar};
+
+use crate::Outcome;
+use crate::units::count;
+
+/// A file format on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FormatArg {
+    Fvecs,
+    Bvecs,
+    Ivecs,
+    Npy,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Fvecs => Format::Fvecs,
+            FormatArg::Bvecs => Format::Bvecs,
+            FormatArg::Ivecs => Format::Ivecs,
+            FormatArg::Npy => Format::Npy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum DurabilityArg {
+    Sync,
+    Buffered,
+    Deferred,
+}
+
+/// Arguments of `quiver import`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The store directory (created if missing, with the file's dimension
+    /// and element type).
+    dir: PathBuf,
+    /// The file to import: .fvecs, .bvecs or .npy (a 2-D array in C order).
+    file: PathBuf,
+    /// The file's format, when its extension does not say.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// The id of the file's first row; row r gets FIRST_ID + r.
+    #[arg(long, default_value_t = 0)]
+    first_id: u64,
+    /// Rows to skip (to resume an interrupted import; rows keep their ids).
+    #[arg(long, default_value_t = 0)]
+    skip_rows: u64,
+    /// The store's durability while importing (the import ends with a flush
+    /// either way).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Buffered)]
+    durability: DurabilityArg,
+    /// Payload per atomic batch, in MiB.
+    #[arg(long, default_value_t = 16)]
+    batch_mib: usize,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `quiver export`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The store directory (read through a follower: no lock, no writes).
+    dir: PathBuf,
+    /// The file to write (it appears only once whole).
+    file: PathBuf,
+    /// The file's format, when its extension does not say.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Write the ids (in order, a 1-D uint64 .npy) instead of the vectors.
+    #[arg(long)]
+    ids_only: bool,
+    /// Only ids in this range: A..B, A..=B, A.. or ..B.
+    #[arg(long = "where", value_name = "ID-RANGE")]
+    range: Option<String>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bar(total: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = format!("  {what} {{bar:40}} {{human_pos}}/{{human_len}} vectors, {{per_sec}}, eta {{eta}}");
+    bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
+
+fn element_of(path: &Path, scalar: Scalar) -> Result<ElementType> {
+    match scalar {
+        Scalar::Element(e) => Ok(e),
+        other => bail!("{} holds {} elements, which no store holds", path.display(), other.name()),
+    }
+}
+
+/// Runs `quiver import`.
+pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
+    let format = args.format.map(Format::from);
+    let shape = quiver_formats::probe(&args.file, format)?;
+    let element = element_of(&args.file, shape.element)?;
+    // An existing, non-empty directory must be a store of the file's shape;
+    // a missing or empty one is created by the open below.
+    let exists = args.dir.exists()
+        && std::fs::read_dir(&args.dir).with_context(|| format!("listing {}", args.dir.display()))?.next().is_some();
+    if exists {
+        let info = quiver::inspect(&args.dir)?;
+        if info.element != element || info.dimension as usize != shape.dim {
+            bail!(
+                "{} holds {} vectors of {} elements; the store at {} holds {} vectors of {} (nothing was written)",
+                args.file.display(),
+                element.name(),
+                shape.dim,
+                args.dir.display(),
+                info.element.name(),
+                info.dimension
+            );
+        }
+    }
+    match element {
+        ElementType::F32 => import::<f32>(args, format, shape.dim),
+        ElementType::F64 => import::<f64>(args, format, shape.dim),
+        ElementType::U8 => import::<u8>(args, format, shape.dim),
+        ElementType::I8 => import::<i8>(args, format, shape.dim),
+        ElementType::F16 => import::<f16>(args, format, shape.dim),
+        ElementType::Bf16 => import::<bf16>(args, format, shape.dim),
+        other => bail!("this build of quiver cannot hold {} elements", other.name()),
+    }
+}
+
+fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize) -> Result<Outcome> {
+    let durability = match args.durability {
+        DurabilityArg::Sync => Durability::Sync,
+        DurabilityArg::Buffered => Durability::Buffered,
+        DurabilityArg::Deferred => Durability::Deferred,
+    };
+    let store = StoreOptions::new(dim).durability(durability).open::<T>(&args.dir)?;
+    let options = ImportOptions::default()
+        .first_id(args.first_id)
+        .skip_rows(args.skip_rows)
+        .batch_bytes(args.batch_mib.max(1) << 20);
+    let progress = bar(None, "importing");
+    let mut stored = 0u64;
+    let started = Instant::now();
+    let result = quiver_formats::import_file(&store, &args.file, format, &options, &mut |p: Progress| {
+        if let Some(total) = p.rows_total {
+            progress.set_length(total);
+        }
+        progress.set_position(p.rows_done);
+        stored = p.rows_done;
+    });
+    progress.finish_and_clear();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            // Whole batches only: the rows reported stored are in the store.
+            let resume = args.skip_rows + stored;
+            let hint = format!(
+                "{} rows were stored in whole batches before this; resume with --skip-rows {resume} --first-id {}",
+                count(stored),
+                args.first_id
+            );
+            return Err(anyhow::Error::new(e).context(hint));
+        }
+    };
+    store.close().context("closing the store after the import")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = summary.rows as f64 / seconds.max(1e-9);
+    if args.json {
+        println!(
+            "{{\n  \"rows\": {},\n  \"first_id\": {},\n  \"end_id\": {},\n  \"dimension\": {dim},\n  \"element\": \"{}\",\n  \"bytes_read\": {},\n  \"seconds\": {seconds:.3},\n  \"vectors_per_second\": {rate:.0}\n}}",
+            summary.rows,
+            args.first_id + args.skip_rows,
+            summary.end_id,
+            T::TYPE.name(),
+            summary.bytes_read
+        );
+    } else {
+        println!(
+            "imported {} vectors of {dim} {} (ids {}..{}) into {} in {seconds:.2} s ({} vectors/s), durable",
+            count(summary.rows),
+            T::TYPE.name(),
+            args.first_id + args.skip_rows,
+            summary.end_id,
+            args.dir.display(),
+            count(rate as u64)
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+/// `A..B`, `A..=B`, `A..`, `..B` or `..`.
+fn parse_range(text: &str) -> Result<(Bound<u64>, Bound<u64>)> {
+    let (start, end) = text.split_once("..").with_context(|| format!("{text:?} is not a range like 10..20"))?;
+    let number = |s: &str| s.trim().parse::<u64>().with_context(|| format!("{s:?} in {text:?} is not an id"));
+    let start = if start.trim().is_empty() { Bound::Unbounded } else { Bound::Included(number(start)?) };
+    let end = match end.strip_prefix('=') {
+        Some(e) => Bound::Included(number(e)?),
+        None if end.trim().is_empty() => Bound::Unbounded,
+        None => Bound::Excluded(number(end)?),
+    };
+    Ok((start, end))
+}
+
+/// Runs `quiver export`.
+pub(crate) fn run_export(args: &ExportArgs) -> Result<Outcome> {
+    let info = quiver::inspect(&args.dir)?;
+    let dim = info.dimension as usize;
+    match info.element {
+        ElementType::F32 => export::<f32>(args, dim),
+        ElementType::F64 => export::<f64>(args, dim),
+        ElementType::U8 => export::<u8>(args, dim),
+        ElementType::I8 => export::<i8>(args, dim),
+        ElementType::F16 => export::<f16>(args, dim),
+        ElementType::Bf16 => export::<bf16>(args, dim),
+        other => bail!("this build of quiver cannot open stores of {} elements", other.name()),
+    }
+}
+
+fn export<T: Element>(args: &ExportArgs, dim: usize) -> Result<Outcome> {
+    let range = args.range.as_deref().map(parse_range).transpose()?.unwrap_or((Bound::Unbounded, Bound::Unbounded));
+    let reader = StoreOptions::new(dim).open_reader::<T>(&args.dir)?;
+    let snapshot = reader.snapshot();
+    let started = Instant::now();
+    let summary = if args.ids_only {
+        quiver_formats::export_ids(&snapshot, &args.file, range)?
+    } else {
+        let format = match args.format.map(Format::from).or_else(|| Format::from_path(&args.file)) {
+            Some(f) => f,
+            None => {
+                return Err(FormatError::Unsupported {
+                    path: args.file.clone(),
+                    reason: "the format is not known from the file name; give --format".into(),
+                }
+                .into());
+            }
+        };
+        let progress = bar(None, "exporting");
+        let summary = quiver_formats::export_snapshot(&snapshot, &args.file, format, range, &mut |p: Progress| {
+            progress.set_length(p.rows_total.unwrap_or(0));
+            progress.set_position(p.rows_done);
+        });
+        progress.finish_and_clear();
+        summary?
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{{\n  \"rows\": {},\n  \"bytes_written\": {},\n  \"lsn\": {},\n  \"seconds\": {seconds:.3}\n}}",
+            summary.rows,
+            summary.bytes_written,
+            snapshot.lsn()
+        );
+    } else {
+        println!(
+            "exported {} {} as of LSN {} to {} ({} bytes) in {seconds:.2} s",
+            count(summary.rows),
+            if args.ids_only { "ids" } else { "vectors" },
+            snapshot.lsn(),
+            args.file.display(),
+            count(summary.bytes_written)
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Proves every range form parses to the bounds it names, and a
+    // malformed one is an error that quotes it.
+    #[test]
+    fn id_ranges_parse() {
+        assert_eq!(parse_range("3..7").expect("a..b"), (Bound::Included(3), Bound::Excluded(7)));
+        assert_eq!(parse_range("3..=7").expect("a..=b"), (Bound::Included(3), Bound::Included(7)));
+        assert_eq!(parse_range("..7").expect("..b"), (Bound::Unbounded, Bound::Excluded(7)));
+        assert_eq!(parse_range("3..").expect("a.."), (Bound::Included(3), Bound::Unbounded));
+        assert!(parse_range("3-7").expect_err("no dots").to_string().contains("3-7"));
+        assert!(parse_range("x..7").is_err());
+    }
+}
