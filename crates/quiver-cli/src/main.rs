@@ -6,7 +6,7 @@
 //! index; `quiver compact` reclaims the space of dead vectors; `quiver
 //! search` finds the nearest vectors to a query, beside a running writer;
 //! `quiver import` and `quiver export` move vectors in and out as fvecs,
-//! bvecs or npy. This crate only parses arguments, calls the library and
+//! bvecs, npy, Arrow or Parquet. This crate only parses arguments, calls the library and
 //! prints: it never reads a store's files itself.
 //!
 //! Exit codes: 0 on success, 1 when `verify` finds problems (or the demo
@@ -51,11 +51,11 @@ enum Command {
     /// or a stored id). Opens the store read-only; works while another
     /// process writes to it.
     Search(search::Args),
-    /// Import an .fvecs, .bvecs or .npy file into a store (created if
-    /// missing), in atomic batches, with progress; ends durable.
+    /// Import an .fvecs, .bvecs, .npy, Arrow or Parquet file into a store
+    /// (created if missing), in atomic batches, with progress; ends durable.
     Import(transfer::ImportArgs),
     /// Export a consistent snapshot of a store (or its ids) to .fvecs,
-    /// .bvecs or .npy, beside a running writer.
+    /// .bvecs, .npy, Arrow or Parquet, beside a running writer.
     Export(transfer::ExportArgs),
 }
 

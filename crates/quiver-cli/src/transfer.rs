@@ -1,5 +1,6 @@
-//! `quiver import` and `quiver export`: files in and out of a store through
-//! `quiver-formats`, with a progress bar and a summary (or JSON).
+//! `quiver import` and `quiver export`: fvecs, bvecs, npy, Arrow and
+//! Parquet files in and out of a store through `quiver-formats`, with a
+//! progress bar and a summary (or JSON).
 //!
 //! An import creates the store when it is missing (dimension and element
 //! type from the file) and refuses a file whose shape is not the store's
@@ -25,6 +26,11 @@ pub(crate) enum FormatArg {
     Bvecs,
     Ivecs,
     Npy,
+    /// An Arrow IPC file.
+    Arrow,
+    /// An Arrow IPC stream.
+    Arrows,
+    Parquet,
 }
 
 impl From<FormatArg> for Format {
@@ -34,6 +40,9 @@ impl From<FormatArg> for Format {
             FormatArg::Bvecs => Format::Bvecs,
             FormatArg::Ivecs => Format::Ivecs,
             FormatArg::Npy => Format::Npy,
+            FormatArg::Arrow => Format::ArrowFile,
+            FormatArg::Arrows => Format::ArrowStream,
+            FormatArg::Parquet => Format::Parquet,
         }
     }
 }
@@ -51,12 +60,15 @@ pub(crate) struct ImportArgs {
     /// The store directory (created if missing, with the file's dimension
     /// and element type).
     dir: PathBuf,
-    /// The file to import: .fvecs, .bvecs or .npy (a 2-D array in C order).
+    /// The file to import: .fvecs, .bvecs, .npy (a 2-D array in C order),
+    /// .arrow / .arrows / .parquet (a table `id: uint64, vector:
+    /// fixed_size_list<item, dim>`; rows keep their ids).
     file: PathBuf,
     /// The file's format, when its extension does not say.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
-    /// The id of the file's first row; row r gets FIRST_ID + r.
+    /// The id of the file's first row; row r gets FIRST_ID + r (files
+    /// without an id column).
     #[arg(long, default_value_t = 0)]
     first_id: u64,
     /// Rows to skip (to resume an interrupted import; rows keep their ids).

@@ -217,6 +217,19 @@ fn export_and_import_beside_an_open_writer() {
         bytes[bytes.len() - 24..].chunks(8).map(|b| u64::from_le_bytes(b.try_into().expect("8"))).collect();
     assert_eq!(tail, [10, 11, 12]);
 
+    let parquet = tmp.path().join("part.parquet");
+    let out = quiver(&["export", d, parquet.to_str().expect("utf-8"), "--where", "10..20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let from_parquet = tmp.path().join("from-parquet");
+    let out = quiver(&["import", from_parquet.to_str().expect("utf-8"), parquet.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let table: quiver::VectorStore<f32> = quiver::VectorStore::open(&from_parquet, 4).expect("reopen");
+    let mut ids = table.ids();
+    ids.sort_unstable();
+    assert_eq!(ids, (10..20).collect::<Vec<u64>>(), "a table keeps its ids");
+    assert_eq!(table.retrieve(15), Some(vec![15.0, 0.5, -1.0, 2.0]));
+    drop(table);
+
     let fvecs = tmp.path().join("part.fvecs");
     let out = quiver(&["export", d, fvecs.to_str().expect("utf-8"), "--where", "..10"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -27,6 +27,17 @@ pub enum FormatError {
         /// What is wrong.
         reason: String,
     },
+    /// A table's row is not a vector Quiver can store (a null, another
+    /// length), or the table cannot be decoded at that row.
+    #[error("{path}: row {row}: {reason}")]
+    BadRow {
+        /// The file.
+        path: PathBuf,
+        /// The row, from 0.
+        row: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The file is valid but cannot go where it was asked to (a dimension or
     /// element type the store does not hold, a layout not supported).
     #[error("{path}: {reason}")]

@@ -1,7 +1,9 @@
 //! Streaming import into and export out of Quiver stores, in the formats
 //! vectors travel in: the ANN benchmark sets' `.fvecs` / `.bvecs` /
-//! `.ivecs` and numpy's `.npy`. Files are read and written a batch of rows
-//! at a time, never whole.
+//! `.ivecs`, numpy's `.npy`, and (features `arrow` and `parquet`) Arrow IPC
+//! and Parquet tables `id: uint64, vector: fixed_size_list<item, dim>`, what
+//! Spark, DuckDB, Polars, pandas and LanceDB read and write. Files are read
+//! and written a batch of rows at a time, never whole.
 //!
 //! ```
 //! use quiver_formats::{Format, ImportOptions, export_snapshot, import_file};
@@ -36,6 +38,8 @@
 //!   back the same bits for every element type the format holds.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "arrow")]
+mod arrow;
 mod error;
 mod npy;
 mod transfer;
@@ -64,6 +68,13 @@ pub enum Format {
     Ivecs,
     /// numpy `.npy` (versions 1 to 3): a 2-D array in C order.
     Npy,
+    /// Arrow IPC file (`.arrow`, `.feather` v2): a table `id: uint64,
+    /// vector: fixed_size_list<item, dim>` (feature `arrow`).
+    ArrowFile,
+    /// Arrow IPC stream (`.arrows`), the same table (feature `arrow`).
+    ArrowStream,
+    /// Parquet (`.parquet`), the same table (feature `parquet`).
+    Parquet,
 }
 
 impl Format {
@@ -74,6 +85,9 @@ impl Format {
             "bvecs" => Some(Format::Bvecs),
             "ivecs" => Some(Format::Ivecs),
             "npy" => Some(Format::Npy),
+            "arrow" | "feather" | "ipc" => Some(Format::ArrowFile),
+            "arrows" => Some(Format::ArrowStream),
+            "parquet" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -85,6 +99,9 @@ impl Format {
             Format::Bvecs => "bvecs",
             Format::Ivecs => "ivecs",
             Format::Npy => "npy",
+            Format::ArrowFile => "arrow",
+            Format::ArrowStream => "arrows",
+            Format::Parquet => "parquet",
         }
     }
 }
@@ -142,11 +159,18 @@ pub trait ReadRows {
     /// What the file holds.
     fn shape(&self) -> FileShape;
 
+    /// Whether the file carries an id per row (Arrow, Parquet); otherwise
+    /// row `r` is given id `first_id + r`.
+    fn has_ids(&self) -> bool {
+        false
+    }
+
     /// Reads up to `max_rows` rows into `out`, which must be at least
-    /// `max_rows * dim * element size` bytes; returns the rows read (0 at the
+    /// `max_rows * dim * element size` bytes, and (when the file has them)
+    /// their ids into `ids` (cleared first); returns the rows read (0 at the
     /// end). A row that is torn or malformed is an error naming its byte
-    /// offset, and no row of the call is returned.
-    fn read_rows(&mut self, max_rows: usize, out: &mut [u8]) -> Result<usize, FormatError>;
+    /// offset (or row, for tables), and no row of the call is returned.
+    fn read_rows(&mut self, max_rows: usize, out: &mut [u8], ids: &mut Vec<u64>) -> Result<usize, FormatError>;
 
     /// Bytes of the file consumed so far.
     fn offset_bytes(&self) -> u64;
@@ -158,8 +182,9 @@ pub trait ReadRows {
 /// A sink of rows: a format's writer. Nothing is visible at the target
 /// path until [`finish`](WriteRows::finish) returns.
 pub trait WriteRows {
-    /// Appends whole rows (`rows * dim` elements' bytes).
-    fn write_rows(&mut self, bytes: &[u8]) -> Result<(), FormatError>;
+    /// Appends whole rows (`rows * dim` elements' bytes) with their ids
+    /// (formats without an id column ignore them).
+    fn write_rows(&mut self, ids: &[u64], bytes: &[u8]) -> Result<(), FormatError>;
 
     /// Syncs and renames the file into place; returns the bytes written.
     fn finish(self: Box<Self>) -> Result<u64, FormatError>;

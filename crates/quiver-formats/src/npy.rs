@@ -213,7 +213,7 @@ impl ReadRows for NpyReader {
         FileShape { format: Format::Npy, dim: self.dim, element: self.scalar, rows: Some(self.rows) }
     }
 
-    fn read_rows(&mut self, max_rows: usize, out: &mut [u8]) -> Result<usize, FormatError> {
+    fn read_rows(&mut self, max_rows: usize, out: &mut [u8], _ids: &mut Vec<u64>) -> Result<usize, FormatError> {
         let row = self.dim * self.scalar.size_bytes();
         let rows = (max_rows as u64).min(self.rows - self.rows_read) as usize;
         let want = &mut out[..rows * row];
@@ -293,7 +293,7 @@ impl NpyWriter {
 }
 
 impl WriteRows for NpyWriter {
-    fn write_rows(&mut self, bytes: &[u8]) -> Result<(), FormatError> {
+    fn write_rows(&mut self, _ids: &[u64], bytes: &[u8]) -> Result<(), FormatError> {
         assert!(bytes.len().is_multiple_of(self.row_bytes), "whole rows only");
         self.output.write_all(bytes).map_err(|e| FormatError::io(self.file.path(), e))?;
         self.rows_written += (bytes.len() / self.row_bytes) as u64;

@@ -70,17 +70,41 @@ impl Drop for TempFile {
 
 fn format_of(path: &Path, format: Option<Format>) -> Result<Format, FormatError> {
     format.or_else(|| Format::from_path(path)).ok_or_else(|| {
-        FormatError::unsupported(path, "the format is not known from the file name; name it (fvecs, bvecs, ivecs, npy)")
+        FormatError::unsupported(
+            path,
+            "the format is not known from the file name; name it (fvecs, bvecs, ivecs, npy, arrow, arrows, parquet)",
+        )
     })
 }
 
 /// Opens `path` for reading in `format` (or the one its extension names).
 pub fn open_reader(path: &Path, format: Option<Format>) -> Result<Box<dyn ReadRows>, FormatError> {
     let format = format_of(path, format)?;
-    Ok(match VecsKind::of(format) {
-        Some(kind) => Box::new(VecsReader::open(path, kind)?),
-        None => Box::new(NpyReader::open(path)?),
+    Ok(match format {
+        Format::Npy => Box::new(NpyReader::open(path)?),
+        Format::ArrowFile | Format::ArrowStream | Format::Parquet => table_reader(path, format)?,
+        vecs => Box::new(VecsReader::open(path, VecsKind::of(vecs).expect("the other formats are vecs"))?),
     })
+}
+
+#[cfg(feature = "arrow")]
+fn table_reader(path: &Path, format: Format) -> Result<Box<dyn ReadRows>, FormatError> {
+    crate::arrow::open_reader(path, format)
+}
+
+#[cfg(not(feature = "arrow"))]
+fn table_reader(path: &Path, format: Format) -> Result<Box<dyn ReadRows>, FormatError> {
+    Err(FormatError::unsupported(path, format!("this build has no {} support (the `arrow` feature)", format.name())))
+}
+
+#[cfg(feature = "arrow")]
+fn table_writer(path: &Path, format: Format, scalar: Scalar, dim: usize) -> Result<Box<dyn WriteRows>, FormatError> {
+    crate::arrow::create_writer(path, format, scalar, dim)
+}
+
+#[cfg(not(feature = "arrow"))]
+fn table_writer(path: &Path, format: Format, _: Scalar, _: usize) -> Result<Box<dyn WriteRows>, FormatError> {
+    Err(FormatError::unsupported(path, format!("this build has no {} support (the `arrow` feature)", format.name())))
 }
 
 /// What `path` holds, from its header, without reading any row.
@@ -92,7 +116,8 @@ pub fn probe(path: &Path, format: Option<Format>) -> Result<FileShape, FormatErr
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ImportOptions {
-    /// The id of the file's row 0 (row `r` gets `first_id + r`).
+    /// The id of the file's row 0 (row `r` gets `first_id + r`), for the
+    /// formats without an id column; Arrow and Parquet rows keep their own.
     pub first_id: u64,
     /// Rows skipped at the start (to resume an interrupted import: the
     /// skipped rows keep their ids).
@@ -201,14 +226,20 @@ pub fn import_file<T: Element>(
     let row_bytes = shape.dim * size_of::<T>();
     let batch_rows = (options.batch_bytes / row_bytes).max(1);
     let mut buf: Vec<T> = vec![T::zeroed(); batch_rows * shape.dim];
+    let mut ids: Vec<u64> = Vec::new();
+    let own_ids = reader.has_ids();
     let (mut done, mut next_id) = (0u64, options.first_id + options.skip_rows);
     loop {
-        let rows = reader.read_rows(batch_rows, bytemuck::cast_slice_mut(&mut buf))?;
+        let rows = reader.read_rows(batch_rows, bytemuck::cast_slice_mut(&mut buf), &mut ids)?;
         if rows == 0 {
             break;
         }
-        let batch: Vec<(u64, &[T])> =
-            buf[..rows * shape.dim].chunks_exact(shape.dim).enumerate().map(|(i, v)| (next_id + i as u64, v)).collect();
+        let rows_of = buf[..rows * shape.dim].chunks_exact(shape.dim);
+        let batch: Vec<(u64, &[T])> = if own_ids {
+            ids.iter().copied().zip(rows_of).collect()
+        } else {
+            rows_of.enumerate().map(|(i, v)| (next_id + i as u64, v)).collect()
+        };
         store.store_batch(&batch)?;
         done += rows as u64;
         next_id += rows as u64;
@@ -237,9 +268,9 @@ fn writer_for<T: Element>(
     rows: u64,
 ) -> Result<Box<dyn WriteRows>, FormatError> {
     let scalar = Scalar::Element(T::TYPE);
-    Ok(match VecsKind::of(format) {
-        Some(kind) if kind.scalar() == scalar => Box::new(VecsWriter::create(path, kind, dim)?),
-        Some(kind) => {
+    Ok(match (format, VecsKind::of(format)) {
+        (_, Some(kind)) if kind.scalar() == scalar => Box::new(VecsWriter::create(path, kind, dim)?),
+        (_, Some(kind)) => {
             return Err(FormatError::unsupported(
                 path,
                 format!(
@@ -250,14 +281,15 @@ fn writer_for<T: Element>(
                 ),
             ));
         }
-        None => Box::new(NpyWriter::create(path, scalar, Some(dim), rows)?),
+        (Format::Npy, None) => Box::new(NpyWriter::create(path, scalar, Some(dim), rows)?),
+        (table, None) => table_writer(path, table, scalar, dim)?,
     })
 }
 
 /// Writes the vectors of `snapshot` whose ids fall in `ids` to `path` in
-/// `format`, in id order (the formats hold no ids: export them with
-/// [`export_ids`] when they are not `0..n`). The file appears whole or not
-/// at all.
+/// `format`, in id order. Arrow and Parquet tables carry the ids; vecs and
+/// npy do not (export them with [`export_ids`] when they are not `0..n`).
+/// The file appears whole or not at all.
 pub fn export_snapshot<T: Element>(
     snapshot: &Snapshot<T>,
     path: &Path,
@@ -271,17 +303,20 @@ pub fn export_snapshot<T: Element>(
     let mut writer = writer_for::<T>(path, format, dim, rows)?;
     let per_write = ((1 << 20) / (dim * size_of::<T>())).max(1);
     let mut buf: Vec<u8> = Vec::with_capacity(per_write * dim * size_of::<T>());
+    let mut ids: Vec<u64> = Vec::with_capacity(per_write);
     let mut done = 0u64;
-    for (_, v) in range {
+    for (id, v) in range {
         buf.extend_from_slice(bytemuck::cast_slice(v));
+        ids.push(id);
         done += 1;
         if done.is_multiple_of(per_write as u64) {
-            writer.write_rows(&buf)?;
+            writer.write_rows(&ids, &buf)?;
             buf.clear();
+            ids.clear();
             progress(Progress { rows_done: done, rows_total: Some(rows) });
         }
     }
-    writer.write_rows(&buf)?;
+    writer.write_rows(&ids, &buf)?;
     let bytes_written = writer.finish()?;
     progress(Progress { rows_done: done, rows_total: Some(rows) });
     Ok(ExportSummary { rows: done, bytes_written })
@@ -299,7 +334,7 @@ pub fn export_ids<T: Element>(
     let rows = range.len() as u64;
     let mut writer = Box::new(NpyWriter::create(path, Scalar::U64, None, rows)?);
     let all: Vec<u8> = range.flat_map(|(id, _)| id.to_le_bytes()).collect();
-    writer.write_rows(&all)?;
+    writer.write_rows(&[], &all)?;
     let bytes_written = writer.finish()?;
     Ok(ExportSummary { rows, bytes_written })
 }

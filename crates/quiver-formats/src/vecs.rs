@@ -35,7 +35,7 @@ impl VecsKind {
             Format::Fvecs => Some(VecsKind::F),
             Format::Bvecs => Some(VecsKind::B),
             Format::Ivecs => Some(VecsKind::I),
-            Format::Npy => None,
+            _ => None,
         }
     }
 
@@ -100,7 +100,7 @@ impl ReadRows for VecsReader {
         FileShape { format: self.kind.format(), dim: self.dim, element: self.kind.scalar(), rows: Some(self.rows) }
     }
 
-    fn read_rows(&mut self, max_rows: usize, out: &mut [u8]) -> Result<usize, FormatError> {
+    fn read_rows(&mut self, max_rows: usize, out: &mut [u8], _ids: &mut Vec<u64>) -> Result<usize, FormatError> {
         let row = self.row_bytes();
         let payload = row - 4;
         assert!(out.len() >= max_rows * payload, "the output holds fewer than max_rows rows");
@@ -184,7 +184,7 @@ impl VecsWriter {
 }
 
 impl WriteRows for VecsWriter {
-    fn write_rows(&mut self, bytes: &[u8]) -> Result<(), FormatError> {
+    fn write_rows(&mut self, _ids: &[u64], bytes: &[u8]) -> Result<(), FormatError> {
         let row = self.dim * self.element_bytes;
         assert!(bytes.len().is_multiple_of(row), "whole rows only");
         let head = (self.dim as i32).to_le_bytes();

@@ -228,7 +228,7 @@ fn npy_by_the_definition_and_its_refusals() {
     let mut reader = open_reader(&ids, None).expect("open ids");
     assert_eq!((reader.shape().element, reader.shape().dim), (Scalar::U64, 1));
     let mut out = [0u8; 16];
-    assert_eq!(reader.read_rows(2, &mut out).expect("read"), 2);
+    assert_eq!(reader.read_rows(2, &mut out, &mut Vec::new()).expect("read"), 2);
     assert_eq!(out, [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
 }
 
@@ -266,11 +266,118 @@ fn ivecs_reads_but_is_not_a_store_type() {
     let mut reader = open_reader(&file, None).expect("open");
     assert_eq!(reader.shape().element, Scalar::I32);
     let mut out = [0u8; 24];
-    assert_eq!(reader.read_rows(2, &mut out).expect("read"), 2);
-    assert_eq!(reader.read_rows(1, &mut out).expect("at the end"), 0);
+    assert_eq!(reader.read_rows(2, &mut out, &mut Vec::new()).expect("read"), 2);
+    assert_eq!(reader.read_rows(1, &mut out, &mut Vec::new()).expect("at the end"), 0);
     assert_eq!(bytemuck::cast_slice::<u8, i32>(&out), [1, 2, 3, 4, 5, 6]);
     let s = store::<f32>(dir.path(), "s", 3);
     assert!(import_file(&s, &file, None, &ImportOptions::default(), &mut |_| {}).is_err());
     assert_eq!(reader.shape().element, Scalar::I32);
     assert_ne!(reader.shape().element, Scalar::Element(ElementType::F32));
+}
+
+/// Arrow IPC and Parquet tables (features `arrow` and `parquet`).
+#[cfg(feature = "parquet")]
+mod tables {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{Float32Builder, ListBuilder};
+    use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// Exports a store with sparse ids to `format`, imports it into a fresh
+    /// store and requires the same ids and bytes.
+    fn table_round_trip<T: Element>(rows: &[(u64, Vec<T>)], format: Format, ext: &str) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dim = rows[0].1.len();
+        let a = store::<T>(dir.path(), "a", dim);
+        let batch: Vec<(u64, &[T])> = rows.iter().map(|(id, v)| (*id, &v[..])).collect();
+        a.store_batch(&batch).expect("batch");
+        let file = dir.path().join(format!("t.{ext}"));
+        export_snapshot(&a.snapshot(), &file, format, .., &mut |_| {}).expect("export");
+        let b = store::<T>(dir.path(), "b", dim);
+        let summary =
+            import_file(&b, &file, None, &ImportOptions::default().batch_bytes(64), &mut |_| {}).expect("import");
+        assert_eq!(summary.rows, rows.len() as u64);
+        assert_eq!(bits(&a), bits(&b), "{format:?} of {}", T::TYPE.name());
+    }
+
+    // Proves Arrow files, Arrow streams and Parquet round-trip ids and every
+    // element type they hold bit for bit, ids included (they are not 0..n).
+    #[test]
+    fn tables_round_trip_ids_and_bits() {
+        let f32s: Vec<(u64, Vec<f32>)> = (0..300u64)
+            .map(|i| {
+                (i * 7 + 3, (0..5).map(|j| f32::from_bits(((i * 31 + j) as u32).wrapping_mul(2_654_435_761))).collect())
+            })
+            .collect();
+        let u8s: Vec<(u64, Vec<u8>)> = (0..50u64).map(|i| (u64::MAX - i, vec![i as u8, 255, 0])).collect();
+        let f16s: Vec<(u64, Vec<f16>)> =
+            (0..40u64).map(|i| (i, vec![f16::from_bits((i as u16).wrapping_mul(997)), f16::NEG_ZERO])).collect();
+        for (format, ext) in
+            [(Format::ArrowFile, "arrow"), (Format::ArrowStream, "arrows"), (Format::Parquet, "parquet")]
+        {
+            table_round_trip(&f32s, format, ext);
+            table_round_trip(&u8s, format, ext);
+            table_round_trip(&f16s, format, ext);
+            let i8s: Vec<(u64, Vec<i8>)> =
+                u8s.iter().map(|(id, v)| (*id, v.iter().map(|&x| x as i8).collect())).collect();
+            table_round_trip(&i8s, format, ext);
+            let f64s: Vec<(u64, Vec<f64>)> =
+                f32s.iter().map(|(id, v)| (*id, v.iter().map(|&x| f64::from(x)).collect())).collect();
+            table_round_trip(&f64s, format, ext);
+        }
+    }
+
+    fn write_parquet(path: &Path, batch: &RecordBatch) {
+        let file = fs::File::create(path).expect("create");
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        w.write(batch).expect("write");
+        w.close().expect("close");
+    }
+
+    // Proves a Parquet file written by another writer with a `list<float>`
+    // vector column (what DuckDB and pandas produce) imports; a row of
+    // another length and a null vector are refused with their row, and
+    // nothing of their batch is stored.
+    #[test]
+    fn list_columns_import_and_bad_rows_name_their_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let build = |lens: &[usize], null_at: Option<usize>| {
+            let mut list = ListBuilder::new(Float32Builder::new());
+            for (i, &n) in lens.iter().enumerate() {
+                if Some(i) == null_at {
+                    list.append(false);
+                } else {
+                    (0..n).for_each(|j| list.values().append_value((i * 10 + j) as f32));
+                    list.append(true);
+                }
+            }
+            let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values((0..lens.len() as u64).map(|i| 100 + i)));
+            let vectors: ArrayRef = Arc::new(list.finish());
+            let schema = Schema::new(vec![
+                Field::new("id", DataType::UInt64, false),
+                Field::new("vector", vectors.data_type().clone(), true),
+            ]);
+            RecordBatch::try_new(Arc::new(schema), vec![ids, vectors]).expect("batch")
+        };
+        let good = dir.path().join("good.parquet");
+        write_parquet(&good, &build(&[3, 3, 3, 3], None));
+        let s = store::<f32>(dir.path(), "s", 3);
+        import_file(&s, &good, None, &ImportOptions::default(), &mut |_| {}).expect("import");
+        assert_eq!((s.len(), s.retrieve(102)), (4, Some(vec![20.0, 21.0, 22.0])));
+
+        let ragged = dir.path().join("ragged.parquet");
+        write_parquet(&ragged, &build(&[3, 3, 2], None));
+        let t = store::<f32>(dir.path(), "t", 3);
+        let err = import_file(&t, &ragged, None, &ImportOptions::default(), &mut |_| {}).expect_err("ragged");
+        assert!(matches!(err, FormatError::BadRow { row: 2, .. }), "{err}");
+        let nulls = dir.path().join("nulls.parquet");
+        write_parquet(&nulls, &build(&[3, 3, 3], Some(1)));
+        let err = import_file(&t, &nulls, None, &ImportOptions::default(), &mut |_| {}).expect_err("null");
+        assert!(matches!(err, FormatError::BadRow { row: 1, .. }) && err.to_string().contains("null"), "{err}");
+        assert_eq!(t.len(), 0);
+        let _ = Float32Array::from(vec![0.0f32]);
+    }
 }
