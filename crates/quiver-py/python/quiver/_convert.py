@@ -35,7 +35,7 @@ def as_vectors(obj: Any, dtype: str) -> np.ndarray:
     if arr.dtype != target:
         if not np.can_cast(arr.dtype, target, casting="same_kind"):
             raise TypeError(
-                f"cannot store {arr.dtype} values in a {dtype} store without losing their meaning; "
+                f"cannot store {arr.dtype} values in a store of {dtype} without losing their meaning; "
                 f"convert them explicitly (e.g. arr.astype(np.{dtype}))"
             )
         arr = arr.astype(target)
@@ -49,7 +49,7 @@ def _as_bfloat16_bits(obj: Any) -> np.ndarray:
     if arr.dtype == np.uint16:
         return np.ascontiguousarray(arr)
     if arr.dtype.kind not in "fiu":
-        raise TypeError(f"cannot store {arr.dtype} values in a bfloat16 store")
+        raise TypeError(f"cannot store {arr.dtype} values in a store of bfloat16")
     # Round to nearest even, as the Rust `half` crate does; NaN stays NaN.
     f = np.ascontiguousarray(arr, dtype=np.float32)
     bits = f.view(np.uint32).astype(np.uint64)

@@ -49,3 +49,20 @@ class Closed(Error):
 
 class IOError(Error, OSError):  # noqa: A001 - namespaced as quiver.IOError
     """An operating-system I/O call failed (disk full, permissions, ...)."""
+
+
+# Shown as quiver.Locked etc. in tracebacks and help().
+for _cls in (
+    Error,
+    DimensionMismatch,
+    ElementTypeMismatch,
+    InvalidArgument,
+    Locked,
+    Corrupted,
+    NotAStore,
+    Poisoned,
+    Closed,
+    IOError,
+):
+    _cls.__module__ = "quiver"
+del _cls

@@ -45,7 +45,9 @@ def import_npy(store: Any, path: str | os.PathLike[str], ids: Any = None, start_
     return stored
 
 
-def export_npy(store: Any, path: str | os.PathLike[str], ids_path: str | os.PathLike[str] | None = None) -> int:
+def export_npy(
+    store: Any, path: str | os.PathLike[str], ids_path: str | os.PathLike[str] | None = None
+) -> int:
     snapshot = store.snapshot()
     slots, ids = snapshot.live_slots()
     order = np.argsort(ids, kind="stable")
@@ -53,9 +55,12 @@ def export_npy(store: Any, path: str | os.PathLike[str], ids_path: str | os.Path
     n = len(ids)
     if ids_path is None and not np.array_equal(ids, np.arange(n, dtype=np.uint64)):
         raise ValueError(
-            "the store's ids are not the row numbers 0..len-1; pass ids_path= to write them beside the vectors"
+            "the store's ids are not the row numbers 0..len-1; "
+            "pass ids_path= to write them beside the vectors"
         )
-    out = np.lib.format.open_memmap(os.fspath(path), mode="w+", dtype=_numpy_dtype(store), shape=(n, store.dim))
+    out = np.lib.format.open_memmap(
+        os.fspath(path), mode="w+", dtype=_numpy_dtype(store), shape=(n, store.dim)
+    )
     if n:
         vectors = snapshot.vectors()
         rows = max(1, BATCH_BYTES // max(1, out.itemsize * store.dim))
