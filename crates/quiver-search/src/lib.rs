@@ -137,7 +137,7 @@ impl<T: SearchElement> Search for Snapshot<T> {
 
     fn search_batch_with(&self, queries: &[f32], options: &SearchOptions<'_>) -> Result<Vec<Vec<Hit>>, SearchError> {
         let dim = self.dim();
-        if dim == 0 || queries.len() % dim != 0 {
+        if dim == 0 || !queries.len().is_multiple_of(dim) {
             return Err(SearchError::BatchLength { dimension: dim, actual: queries.len() });
         }
         if let Some(at) = queries.iter().position(|x| !x.is_finite()) {
