@@ -7,7 +7,7 @@
 //! and Rust errors into the `quiver.Error` hierarchy. It never touches a
 //! file itself and never holds the GIL across I/O, a search or a lock wait.
 //!
-//! Unsafe code is confined to [`view`] (the buffer protocol, both ways);
+//! Unsafe code is confined to `view.rs` (the buffer protocol, both ways);
 //! docs/ARCHITECTURE.md says why it cannot live in quiver-guard.
 //!
 //! The crate is built by maturin (`pip install ./crates/quiver-py`) and is
@@ -24,7 +24,6 @@ mod options;
 mod reader;
 mod snapshot;
 mod store;
-#[allow(unsafe_code)]
 mod view;
 
 use std::path::PathBuf;

@@ -297,7 +297,7 @@ fn aligned(buffer: &PyUntypedBuffer) -> bool {
 
 /// The elements of a buffer of `T`s, zero-copy; `None` unless
 /// [`readable`] holds for it.
-pub(crate) fn elements<'b, T: PyElement>(buffer: &'b PyUntypedBuffer) -> Option<&'b [T]> {
+pub(crate) fn elements<T: PyElement>(buffer: &PyUntypedBuffer) -> Option<&[T]> {
     if !readable(buffer, T::DTYPE) {
         return None;
     }

@@ -1,0 +1,203 @@
+"""Type stubs of the compiled extension `quiver._quiver` (see `quiver`)."""
+
+import os
+from types import TracebackType
+from typing import Any, Literal, Self, TypeAlias, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+NO_ID: int
+MAX_DIMENSION: int
+
+DType: TypeAlias = Literal["float32", "float64", "float16", "bfloat16", "uint8", "int8"]
+Durability: TypeAlias = Literal["sync", "buffered", "deferred"]
+Metric: TypeAlias = Literal["cosine", "dot", "l2"]
+PathLike: TypeAlias = str | os.PathLike[str]
+Ids = npt.ArrayLike
+Vectors = npt.ArrayLike
+
+class LatencySummary(TypedDict):
+    count: int
+    mean: float
+    p50: float
+    p99: float
+    p999: float
+    max: float
+
+class Metrics(TypedDict):
+    live_vectors: int
+    vectors_stored: int
+    vectors_deleted: int
+    batches_committed: int
+    wal_syncs: int
+    checkpoints: int
+    checkpoint_failures: int
+    growth_events: int
+    file_bytes: int
+    committed_bytes: int
+    resident_bytes: int
+    mapped_bytes: int
+    live_bytes: int
+    garbage_bytes: int
+    wal_bytes: int
+    growth_latency: LatencySummary
+    sync_latency: LatencySummary
+    commit_latency: LatencySummary
+
+class CompactionStats(TypedDict):
+    generation: int
+    live_records: int
+    dropped_records: int
+    bytes_before: int
+    bytes_after: int
+    bytes_copied: int
+    duration: float
+    writer_pause: float
+
+class RefreshOutcome(TypedDict):
+    batches_applied: int
+    reloaded: bool
+
+def open(
+    path: PathLike,
+    dim: int,
+    dtype: DType | npt.DTypeLike | None = None,
+    durability: Durability = "buffered",
+    *,
+    initial_file_bytes: int = ...,
+    growth_step_bytes: tuple[int, int] = ...,
+    map_window_bytes: int = ...,
+    inline_batch_max_bytes: int = ...,
+    checkpoint_wal_bytes: int = ...,
+    access_pattern: Literal["normal", "random", "sequential"] = ...,
+    populate: bool = ...,
+) -> Store:
+    """Opens the store at `path`, creating it if it does not exist."""
+
+def open_reader(
+    path: PathLike,
+    dim: int,
+    dtype: DType | npt.DTypeLike | None = None,
+    *,
+    map_window_bytes: int = ...,
+    access_pattern: Literal["normal", "random", "sequential"] = ...,
+    populate: bool = ...,
+) -> Reader:
+    """Opens a read-only follower of the existing store at `path`."""
+
+class Snapshot:
+    """An immutable view of a store as of one moment."""
+
+    @property
+    def dim(self) -> int: ...
+    @property
+    def dtype(self) -> DType: ...
+    @property
+    def lsn(self) -> int: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def slot_count(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, id: int) -> bool: ...
+    def get(self, id: int) -> np.ndarray[Any, np.dtype[Any]] | None:
+        """Vector `id` as a read-only, zero-copy NumPy array, or None."""
+    def get_many(self, ids: Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]:
+        """`[get(id) for id in ids]`."""
+    def ids(self) -> npt.NDArray[np.uint64]:
+        """Every id, unordered."""
+    def vectors(self) -> np.ndarray[Any, np.dtype[Any]]:
+        """Every slot's vector as one read-only, strided (slot_count, dim) view."""
+    def live_slots(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """(slots, ids) of every live vector, sorted by slot."""
+    def live_mask(self) -> npt.NDArray[np.bool_]:
+        """True for each row of vectors() that is live."""
+    def search(
+        self,
+        queries: Vectors,
+        k: int,
+        metric: Metric = "cosine",
+        filter: Ids | None = None,
+        threads: int = 0,
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
+        """Exact top-k: (ids, scores), (k',) for one query or (n, k) for a batch."""
+
+class Store:
+    """A Quiver vector store opened for writing."""
+
+    @property
+    def dim(self) -> int: ...
+    @property
+    def dtype(self) -> DType: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def durability(self) -> Durability: ...
+    @property
+    def closed(self) -> bool: ...
+    def store(self, id: int, vector: Vectors) -> None:
+        """Inserts or replaces vector `id`."""
+    def store_batch(self, ids: Ids, vectors: Vectors) -> int:
+        """Inserts or replaces `ids[i]` with `vectors[i]`, atomically."""
+    def delete(self, id: int) -> bool:
+        """Deletes `id`; returns whether it was present."""
+    def get(self, id: int) -> np.ndarray[Any, np.dtype[Any]] | None:
+        """Vector `id` as a read-only, zero-copy NumPy array, or None."""
+    def get_many(self, ids: Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]:
+        """`[get(id) for id in ids]`, from one snapshot."""
+    def __len__(self) -> int: ...
+    def __contains__(self, id: int) -> bool: ...
+    def ids(self) -> npt.NDArray[np.uint64]:
+        """Every id, unordered."""
+    def reserve_capacity(self, n: int) -> None:
+        """Reserves room for `n` more vectors in one step."""
+    def flush(self) -> None:
+        """Makes every acknowledged write durable against power loss."""
+    def checkpoint(self) -> None:
+        """Writes an index snapshot and trims the write-ahead log."""
+    def compact(self) -> CompactionStats:
+        """Rewrites the live vectors into a new data file."""
+    def close(self) -> None:
+        """Flushes, checkpoints and closes the store."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> bool: ...
+    def metrics(self) -> Metrics:
+        """Counters, byte sizes and latency summaries (seconds)."""
+    def snapshot(self) -> Snapshot:
+        """An immutable view of the store as it stands."""
+    def import_npy(self, path: PathLike, ids: Ids | PathLike | None = None, start_id: int = 0) -> int:
+        """Loads the rows of a .npy file as vectors."""
+    def export_npy(self, path: PathLike, ids_path: PathLike | None = None) -> int:
+        """Writes every vector, in id order, to a .npy file."""
+
+class Reader:
+    """A read-only follower of an existing store."""
+
+    @property
+    def dim(self) -> int: ...
+    @property
+    def dtype(self) -> DType: ...
+    @property
+    def path(self) -> str: ...
+    def refresh(self) -> RefreshOutcome:
+        """Catches up with the writer."""
+    def get(self, id: int) -> np.ndarray[Any, np.dtype[Any]] | None: ...
+    def get_many(self, ids: Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, id: int) -> bool: ...
+    def ids(self) -> npt.NDArray[np.uint64]: ...
+    def snapshot(self) -> Snapshot: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> bool: ...
