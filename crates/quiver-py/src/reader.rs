@@ -102,8 +102,9 @@ impl PyReader {
         self.read(|reader| dispatch!(AnyReader, reader, r, _T => r.len()))
     }
 
-    /// Whether `id` is present as of the last refresh.
-    fn __contains__(&self, id: u64) -> PyResult<bool> {
+    /// Whether `id` is present as of the last refresh (False for anything that is not an id).
+    fn __contains__(&self, id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(id) = id.extract::<u64>() else { return Ok(false) };
         self.read(|reader| dispatch!(AnyReader, reader, r, _T => r.contains(id)))
     }
 

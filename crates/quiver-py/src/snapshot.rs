@@ -103,8 +103,10 @@ impl PySnapshot {
         dispatch!(AnySnapshot, &self.inner, s, _T => s.len())
     }
 
-    /// Whether `id` is in the snapshot.
-    fn __contains__(&self, id: u64) -> bool {
+    /// Whether `id` is in the snapshot (False for anything that is not an
+    /// id).
+    fn __contains__(&self, id: &Bound<'_, PyAny>) -> bool {
+        let Ok(id) = id.extract::<u64>() else { return false };
         dispatch!(AnySnapshot, &self.inner, s, _T => s.contains(id))
     }
 

@@ -167,8 +167,9 @@ impl PyStore {
         self.read(|store| dispatch!(AnyStore, store, s, _T => s.len()))
     }
 
-    /// Whether `id` is stored.
-    fn __contains__(&self, id: u64) -> PyResult<bool> {
+    /// Whether `id` is stored (False for anything that is not an id).
+    fn __contains__(&self, id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(id) = id.extract::<u64>() else { return Ok(false) };
         self.read(|store| dispatch!(AnyStore, store, s, _T => s.contains(id)))
     }
 

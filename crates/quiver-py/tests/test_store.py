@@ -146,6 +146,7 @@ def test_bad_input_raises_clear_errors(path):
             store.store_batch([1, 2], [[1, 2, 3], [1, 2]])
         store.store(2**64 - 1, np.array([1, 2, 3], dtype=np.uint8))
         assert len(store) == 1 and (2**64 - 1) in store
+        assert -1 not in store and "x" not in store and 2**64 not in store
 
 
 def test_open_validates_before_touching_the_disk(path, tmp_path):
@@ -247,3 +248,25 @@ def test_help_reads_well():
         assert obj.__doc__ and len(obj.__doc__) > 80
     for name in ("store", "store_batch", "get", "delete", "flush", "checkpoint", "compact", "snapshot"):
         assert getattr(quiver.Store, name).__doc__
+
+
+def test_conversion_happens_only_when_needed(path):
+    """A C-contiguous array of the store's dtype is read in place (no NumPy
+    allocation during store_batch); a float64 array is converted once (one
+    allocation of its float32 size)."""
+    import tracemalloc
+
+    data = np.ones((20_000, 128), dtype=np.float32)  # 10 MB
+    with quiver.open(path, 128) as store:
+        store.reserve_capacity(60_000)
+        tracemalloc.start()
+        store.store_batch(np.arange(20_000, dtype=np.uint64), data)
+        in_place = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        wide = data.astype(np.float64)
+        tracemalloc.start()
+        store.store_batch(np.arange(20_000, 40_000, dtype=np.uint64), wide)
+        converted = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert in_place < 1_000_000, in_place
+    assert data.nbytes <= converted < 3 * data.nbytes, converted
