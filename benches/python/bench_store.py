@@ -117,12 +117,17 @@ def main() -> None:
     data = np.random.default_rng(0).standard_normal((args.count, args.dim), dtype=np.float32)
     py_rates, rust_rates, ratios = [], [], []
     read_runs: dict[str, list[float]] = {}
-    for _ in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            py_rates.append(python_import(data, args.batch, Path(tmp)))
-        if args.quiver:
+    for run in range(args.runs):
+        # Alternate which side goes first, so that neither always inherits
+        # the other's writeback.
+        sides = ["python", "rust"] if run % 2 == 0 else ["rust", "python"]
+        for side in sides:
             with tempfile.TemporaryDirectory() as tmp:
-                rust_rates.append(rust_import(args.quiver, args.count, args.dim, args.batch, Path(tmp)))
+                if side == "python":
+                    py_rates.append(python_import(data, args.batch, Path(tmp)))
+                elif args.quiver:
+                    rust_rates.append(rust_import(args.quiver, args.count, args.dim, args.batch, Path(tmp)))
+        if args.quiver:
             ratios.append(py_rates[-1] / rust_rates[-1])
         with tempfile.TemporaryDirectory() as tmp:
             for name, ns in reads(data[: min(len(data), 100_000)], Path(tmp), args.lookups).items():
