@@ -71,9 +71,7 @@ impl Vectors {
         let (rows, single) = match (shape, buffer.shape()) {
             (Shape::One | Shape::Either, &[n]) if n == dim => (1, true),
             (Shape::Batch | Shape::Either, &[n, d]) if d == dim => (n, false),
-            (Shape::One, s) => return Err(shape_error(dim, s, "a vector of shape (dim,)")),
-            (Shape::Batch, s) => return Err(shape_error(dim, s, "a batch of shape (n, dim)")),
-            (Shape::Either, s) => return Err(shape_error(dim, s, "a vector (dim,) or a batch (n, dim)")),
+            (wanted, s) => return Err(shape_error(dim, s, wanted)),
         };
         Ok(Self { buffer, rows, single })
     }
@@ -84,12 +82,16 @@ impl Vectors {
     }
 }
 
-fn shape_error(dim: usize, shape: &[usize], wanted: &str) -> PyErr {
-    let actual = match shape {
-        [.., last] => *last,
-        [] => 1,
+/// `quiver.DimensionMismatch` for an argument of the wrong shape: the
+/// store's message when only the vector length is wrong, else one that
+/// names the shape wanted.
+fn shape_error(dim: usize, shape: &[usize], wanted: Shape) -> PyErr {
+    let (ndims, wanted): (&[usize], &str) = match wanted {
+        Shape::One => (&[1], "a vector of shape (dim,)"),
+        Shape::Batch => (&[2], "a batch of shape (n, dim)"),
+        Shape::Either => (&[1, 2], "a vector (dim,) or a batch (n, dim)"),
     };
-    if shape.len() <= 2 && actual != dim {
+    if let (true, Some(&actual)) = (ndims.contains(&shape.len()), shape.last()) {
         return errors::to_py(Error::DimensionMismatch {
             expected: dim.try_into().unwrap_or(u32::MAX),
             actual: actual.try_into().unwrap_or(u32::MAX),

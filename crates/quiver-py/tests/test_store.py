@@ -124,8 +124,11 @@ def test_bad_input_raises_clear_errors(path):
             store.store(1, np.zeros(4, dtype=np.uint8))
         with pytest.raises(quiver.DimensionMismatch):
             store.store(1, np.zeros((1, 3), dtype=np.uint8))
-        with pytest.raises(quiver.DimensionMismatch):
+        with pytest.raises(quiver.DimensionMismatch, match=r"a batch of shape \(n, dim\)"):
             store.store_batch([1], np.zeros(3, dtype=np.uint8))
+        with pytest.raises(quiver.DimensionMismatch, match="shape"):
+            store.store_batch([], np.zeros(0, dtype=np.uint8))
+        assert store.store_batch([], np.zeros((0, 3), dtype=np.uint8)) == 0
         with pytest.raises(TypeError, match="uint8"):
             store.store(1, np.zeros(3, dtype=np.float32))
         with pytest.raises(quiver.InvalidArgument, match="2 ids for 3 vectors"):
@@ -270,3 +273,30 @@ def test_conversion_happens_only_when_needed(path):
         tracemalloc.stop()
     assert in_place < 1_000_000, in_place
     assert data.nbytes <= converted < 3 * data.nbytes, converted
+
+
+def test_concurrent_writers_and_readers(path):
+    """Python threads writing disjoint ids and reading at once lose nothing
+    (writes release the GIL and serialise inside the store)."""
+    import threading
+
+    with quiver.open(path, 4) as store:
+        errors: list[BaseException] = []
+
+        def writer(t: int):
+            try:
+                for i in range(200):
+                    store.store(t * 1000 + i, np.full(4, t, dtype=np.float32))
+                    store.get(t * 1000 + i // 2)
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(store) == 800
+        for t in range(4):
+            assert store.get(t * 1000 + 199).tolist() == [t] * 4
