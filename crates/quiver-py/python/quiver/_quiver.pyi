@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeAlias, TypedDict
+from typing import Any, Literal, Self, TypeAlias, TypedDict, final
 
 import numpy as np
 import numpy.typing as npt
@@ -11,14 +11,14 @@ import numpy.typing as npt
 NO_ID: int
 MAX_DIMENSION: int
 
-DType: TypeAlias = Literal["float32", "float64", "float16", "bfloat16", "uint8", "int8"]
-Durability: TypeAlias = Literal["sync", "buffered", "deferred"]
-Metric: TypeAlias = Literal["cosine", "dot", "l2"]
-PathLike: TypeAlias = str | os.PathLike[str]
-Ids = npt.ArrayLike
-Vectors = npt.ArrayLike
+_DType: TypeAlias = Literal["float32", "float64", "float16", "bfloat16", "uint8", "int8"]
+_Durability: TypeAlias = Literal["sync", "buffered", "deferred"]
+_Metric: TypeAlias = Literal["cosine", "dot", "l2"]
+_PathLike: TypeAlias = str | os.PathLike[str]
+_Ids = npt.ArrayLike
+_Vectors = npt.ArrayLike
 
-class LatencySummary(TypedDict):
+class _LatencySummary(TypedDict):
     count: int
     mean: float
     p50: float
@@ -26,7 +26,7 @@ class LatencySummary(TypedDict):
     p999: float
     max: float
 
-class Metrics(TypedDict):
+class _Metrics(TypedDict):
     live_vectors: int
     vectors_stored: int
     vectors_deleted: int
@@ -42,11 +42,11 @@ class Metrics(TypedDict):
     live_bytes: int
     garbage_bytes: int
     wal_bytes: int
-    growth_latency: LatencySummary
-    sync_latency: LatencySummary
-    commit_latency: LatencySummary
+    growth_latency: _LatencySummary
+    sync_latency: _LatencySummary
+    commit_latency: _LatencySummary
 
-class CompactionStats(TypedDict):
+class _CompactionStats(TypedDict):
     generation: int
     live_records: int
     dropped_records: int
@@ -56,15 +56,15 @@ class CompactionStats(TypedDict):
     duration: float
     writer_pause: float
 
-class RefreshOutcome(TypedDict):
+class _RefreshOutcome(TypedDict):
     batches_applied: int
     reloaded: bool
 
 def open(
-    path: PathLike,
+    path: _PathLike,
     dim: int,
-    dtype: DType | npt.DTypeLike | None = None,
-    durability: Durability = "buffered",
+    dtype: _DType | npt.DTypeLike | None = None,
+    durability: _Durability = "buffered",
     *,
     initial_file_bytes: int = ...,
     growth_step_bytes: tuple[int, int] = ...,
@@ -77,9 +77,9 @@ def open(
     """Opens the store at `path`, creating it if it does not exist."""
 
 def open_reader(
-    path: PathLike,
+    path: _PathLike,
     dim: int,
-    dtype: DType | npt.DTypeLike | None = None,
+    dtype: _DType | npt.DTypeLike | None = None,
     *,
     map_window_bytes: int = ...,
     access_pattern: Literal["normal", "random", "sequential"] = ...,
@@ -87,13 +87,14 @@ def open_reader(
 ) -> Reader:
     """Opens a read-only follower of the existing store at `path`."""
 
+@final
 class Snapshot:
     """An immutable view of a store as of one moment."""
 
     @property
     def dim(self) -> int: ...
     @property
-    def dtype(self) -> DType: ...
+    def dtype(self) -> _DType: ...
     @property
     def lsn(self) -> int: ...
     @property
@@ -101,10 +102,10 @@ class Snapshot:
     @property
     def slot_count(self) -> int: ...
     def __len__(self) -> int: ...
-    def __contains__(self, id: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
     def get(self, id: int) -> np.ndarray[Any, np.dtype[Any]] | None:
         """Vector `id` as a read-only, zero-copy NumPy array, or None."""
-    def get_many(self, ids: Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]:
+    def get_many(self, ids: _Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]:
         """`[get(id) for id in ids]`."""
     def ids(self) -> npt.NDArray[np.uint64]:
         """Every id, unordered."""
@@ -116,39 +117,40 @@ class Snapshot:
         """True for each row of vectors() that is live."""
     def search(
         self,
-        queries: Vectors,
+        queries: _Vectors,
         k: int,
-        metric: Metric = "cosine",
-        filter: Ids | None = None,
+        metric: _Metric = "cosine",
+        filter: _Ids | None = None,
         threads: int = 0,
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
         """Exact top-k: (ids, scores), (k',) for one query or (n, k) for a batch."""
 
+@final
 class Store:
     """A Quiver vector store opened for writing."""
 
     @property
     def dim(self) -> int: ...
     @property
-    def dtype(self) -> DType: ...
+    def dtype(self) -> _DType: ...
     @property
     def path(self) -> Path: ...
     @property
-    def durability(self) -> Durability: ...
+    def durability(self) -> _Durability: ...
     @property
     def closed(self) -> bool: ...
-    def store(self, id: int, vector: Vectors) -> None:
+    def store(self, id: int, vector: _Vectors) -> None:
         """Inserts or replaces vector `id`."""
-    def store_batch(self, ids: Ids, vectors: Vectors) -> int:
+    def store_batch(self, ids: _Ids, vectors: _Vectors) -> int:
         """Inserts or replaces `ids[i]` with `vectors[i]`, atomically."""
     def delete(self, id: int) -> bool:
         """Deletes `id`; returns whether it was present."""
     def get(self, id: int) -> np.ndarray[Any, np.dtype[Any]] | None:
         """Vector `id` as a read-only, zero-copy NumPy array, or None."""
-    def get_many(self, ids: Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]:
+    def get_many(self, ids: _Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]:
         """`[get(id) for id in ids]`, from one snapshot."""
     def __len__(self) -> int: ...
-    def __contains__(self, id: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
     def ids(self) -> npt.NDArray[np.uint64]:
         """Every id, unordered."""
     def reserve_capacity(self, n: int) -> None:
@@ -157,7 +159,7 @@ class Store:
         """Makes every acknowledged write durable against power loss."""
     def checkpoint(self) -> None:
         """Writes an index snapshot and trims the write-ahead log."""
-    def compact(self) -> CompactionStats:
+    def compact(self) -> _CompactionStats:
         """Rewrites the live vectors into a new data file."""
     def close(self) -> None:
         """Flushes, checkpoints and closes the store."""
@@ -168,30 +170,31 @@ class Store:
         exc: BaseException | None = None,
         tb: TracebackType | None = None,
     ) -> bool: ...
-    def metrics(self) -> Metrics:
+    def metrics(self) -> _Metrics:
         """Counters, byte sizes and latency summaries (seconds)."""
     def snapshot(self) -> Snapshot:
         """An immutable view of the store as it stands."""
-    def import_npy(self, path: PathLike, ids: Ids | PathLike | None = None, start_id: int = 0) -> int:
+    def import_npy(self, path: _PathLike, ids: _Ids | _PathLike | None = None, start_id: int = 0) -> int:
         """Loads the rows of a .npy file as vectors."""
-    def export_npy(self, path: PathLike, ids_path: PathLike | None = None) -> int:
+    def export_npy(self, path: _PathLike, ids_path: _PathLike | None = None) -> int:
         """Writes every vector, in id order, to a .npy file."""
 
+@final
 class Reader:
     """A read-only follower of an existing store."""
 
     @property
     def dim(self) -> int: ...
     @property
-    def dtype(self) -> DType: ...
+    def dtype(self) -> _DType: ...
     @property
     def path(self) -> Path: ...
-    def refresh(self) -> RefreshOutcome:
+    def refresh(self) -> _RefreshOutcome:
         """Catches up with the writer."""
     def get(self, id: int) -> np.ndarray[Any, np.dtype[Any]] | None: ...
-    def get_many(self, ids: Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]: ...
+    def get_many(self, ids: _Ids) -> list[np.ndarray[Any, np.dtype[Any]] | None]: ...
     def __len__(self) -> int: ...
-    def __contains__(self, id: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
     def ids(self) -> npt.NDArray[np.uint64]: ...
     def snapshot(self) -> Snapshot: ...
     def close(self) -> None: ...
@@ -202,3 +205,10 @@ class Reader:
         exc: BaseException | None = None,
         tb: TracebackType | None = None,
     ) -> bool: ...
+
+@final
+class ArrayView:
+    """Internal: the read-only buffer exporter behind every array Quiver
+    returns (it owns the snapshot or result the bytes belong to)."""
+
+__all__ = ["open", "open_reader", "Store", "Reader", "Snapshot", "ArrayView", "NO_ID", "MAX_DIMENSION"]
