@@ -23,6 +23,11 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         Error::Io { .. } => "IOError",
         _ => "Error",
     };
+    // An OS error keeps its errno (`e.errno == errno.ENOSPC` works), as
+    // `OSError(errno, message)` sets it.
+    if let Some(errno) = err.raw_os_error() {
+        return make(class, Some(errno), err.to_string());
+    }
     raise(class, err.to_string())
 }
 
@@ -38,15 +43,19 @@ pub(crate) fn search_to_py(err: SearchError) -> PyErr {
 
 /// `quiver.<class>(message)`.
 pub(crate) fn raise(class: &'static str, message: String) -> PyErr {
+    make(class, None, message)
+}
+
+/// `quiver.<class>(message)`, or `quiver.<class>(errno, message)`.
+fn make(class: &'static str, errno: Option<i32>, message: String) -> PyErr {
     Python::attach(|py| {
-        let made = py
-            .import("quiver._errors")
-            .and_then(|m| m.getattr(class))
-            .and_then(|c| c.call1((message.clone(),)))
-            .map(|e| PyErr::from_value(e));
+        let made = py.import("quiver._errors").and_then(|m| m.getattr(class)).and_then(|c| match errno {
+            Some(errno) => c.call1((errno, message.clone())),
+            None => c.call1((message.clone(),)),
+        });
         // Only a broken installation (no quiver._errors) gets here; the
         // message still reaches the user.
-        made.unwrap_or_else(|_| PyRuntimeError::new_err(message))
+        made.map(PyErr::from_value).unwrap_or_else(|_| PyRuntimeError::new_err(message))
     })
 }
 

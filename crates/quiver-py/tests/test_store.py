@@ -300,3 +300,22 @@ def test_concurrent_writers_and_readers(path):
         assert len(store) == 800
         for t in range(4):
             assert store.get(t * 1000 + 199).tolist() == [t] * 4
+
+
+def test_damage_and_os_failures_map_to_their_exceptions(path):
+    """A data file with a broken header is quiver.Corrupted naming the file
+    and offset (and nothing is changed); an OS failure is quiver.IOError,
+    an OSError with its errno."""
+    import errno
+
+    with quiver.open(path, 3) as store:
+        store.store(1, np.ones(3, dtype=np.float32))
+    data = next(path.glob("data-*.qvd"))
+    original = data.read_bytes()
+    data.write_bytes(b"XXXXXXXX" + original[8:])
+    with pytest.raises(quiver.Corrupted, match=r"data-.*\.qvd is corrupted at byte offset 0"):
+        quiver.open(path, 3)
+    assert data.read_bytes()[8:] == original[8:]
+    with pytest.raises(quiver.IOError) as caught:
+        quiver.open("/proc/quiver-cannot-be-here", 3)
+    assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOENT
