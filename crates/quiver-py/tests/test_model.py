@@ -21,7 +21,11 @@ ops = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(st.lists(ops, max_size=30), st.sampled_from(["buffered", "sync", "deferred"]))
 def test_store_matches_a_dict_model(tmp_path_factory, sequence, durability):
     """After every operation the store holds exactly what a dict holds."""

@@ -159,3 +159,17 @@ def test_snapshot_survives_compaction_and_close(path):
     assert len(snap) == 10 and v.shape == (10, 2)
     assert snap.search(np.array([0, 1.0]), 1, metric="l2")[0].tolist() == [0]
     assert v[9].tolist() == [18, 19]
+
+
+def test_vectors_refuses_slots_spread_over_windows(path):
+    """With a 1 MiB map window, 4,000 vectors of 1 KiB span several windows:
+    vectors() raises (one strided array cannot cover them) while get() and
+    search still read every vector."""
+    with quiver.open(path, 256, map_window_bytes=1 << 20) as store:
+        data = np.arange(4000 * 256, dtype=np.float32).reshape(4000, 256)
+        store.store_batch(np.arange(4000), data)
+        snap = store.snapshot()
+        with pytest.raises(quiver.Error, match="more than one mapped window"):
+            snap.vectors()
+        assert snap.get(3999).tolist() == data[3999].tolist()
+        assert snap.search(data[2500], 1, metric="l2")[0].tolist() == [2500]
