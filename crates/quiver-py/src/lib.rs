@@ -60,7 +60,10 @@ fn dtype_of(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
 /// `quiver.Locked` if another writer has it open, `quiver.NotAStore` for a
 /// path that is not a store.
 #[pyfunction]
-#[pyo3(signature = (path, dim, dtype = None, durability = "buffered", **options))]
+#[pyo3(
+    signature = (path, dim, dtype = None, durability = "buffered", **options),
+    text_signature = "(path, dim, dtype='float32', durability='buffered', **options)"
+)]
 fn open(
     py: Python<'_>,
     path: PathBuf,
@@ -78,7 +81,7 @@ fn open(
 /// the store's; the options are those of `open` that apply to reads
 /// (map_window_bytes, access_pattern, populate).
 #[pyfunction]
-#[pyo3(signature = (path, dim, dtype = None, **options))]
+#[pyo3(signature = (path, dim, dtype = None, **options), text_signature = "(path, dim, dtype='float32', **options)")]
 fn open_reader(
     py: Python<'_>,
     path: PathBuf,

@@ -63,7 +63,7 @@ class _RefreshOutcome(TypedDict):
 def open(
     path: _PathLike,
     dim: int,
-    dtype: _DType | npt.DTypeLike | None = None,
+    dtype: _DType | npt.DTypeLike = "float32",
     durability: _Durability = "buffered",
     *,
     initial_file_bytes: int = ...,
@@ -79,7 +79,7 @@ def open(
 def open_reader(
     path: _PathLike,
     dim: int,
-    dtype: _DType | npt.DTypeLike | None = None,
+    dtype: _DType | npt.DTypeLike = "float32",
     *,
     map_window_bytes: int = ...,
     access_pattern: Literal["normal", "random", "sequential"] = ...,
