@@ -319,3 +319,19 @@ def test_damage_and_os_failures_map_to_their_exceptions(path):
     with pytest.raises(quiver.IOError) as caught:
         quiver.open("/proc/quiver-cannot-be-here", 3)
     assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOENT
+
+
+def test_a_live_view_keeps_the_directory_locked_until_dropped(path):
+    """After close, an array from get() still holds the writer lock (its
+    snapshot pins bytes a reopen's recovery could rewrite); dropping it
+    frees the directory."""
+    store = quiver.open(path, 2)
+    store.store(1, np.ones(2, dtype=np.float32))
+    view = store.get(1)
+    store.close()
+    with pytest.raises(quiver.Locked):
+        quiver.open(path, 2)
+    del view
+    gc.collect()
+    with quiver.open(path, 2) as again:
+        assert again.get(1).tolist() == [1, 1]

@@ -25,7 +25,12 @@ class InvalidArgument(Error, ValueError):
 
 
 class Locked(Error):
-    """Another writer (in this process or another) holds the store open."""
+    """Another writer (in this process or another) holds the store open.
+
+    In this process that includes a closed store whose snapshots or arrays
+    (from ``get``, ``vectors()``, ...) are still alive: they hold the
+    directory's writer lock so that no reopen can rewrite the bytes they
+    view. Drop them (``del``) and open again."""
 
 
 class Corrupted(Error):
