@@ -219,6 +219,23 @@ impl RecordMap {
         // is tied to `&self`, which owns the region.
         Some(unsafe { region.slice::<T>(offset, count) })
     }
+    /// The bytes from the payload of slot 0 to the end of the payload of
+    /// slot `end_slot - 1`: every record's payload, `record_size_bytes`
+    /// apart, as one borrow. `None` if `end_slot` is zero, past the
+    /// committed end, or the records span more than one window.
+    pub(super) fn payload_span(&self, end_slot: Slot, payload_offset: u64, payload_bytes: u64) -> Option<&[u8]> {
+        if end_slot == Slot::ZERO || end_slot > self.committed_slots() {
+            return None;
+        }
+        let offset = self.record_offset(Slot::ZERO) + payload_offset;
+        let len = (end_slot.get() - 1).checked_mul(self.record_size_bytes)?.checked_add(payload_bytes)?;
+        let region = self.region_for(offset, len)?;
+        // SAFETY: every slot below `end_slot` is below `committed_slots`, so
+        // the whole span was written before `publish` (the file never
+        // shrinks below it) and `write_records` never writes it again; the
+        // borrow is tied to `&self`, which owns the region.
+        Some(unsafe { region.slice::<u8>(offset, usize::try_from(len).ok()?) })
+    }
 }
 
 /// Bytes of `file`'s first `len_bytes` in the page cache, for a caller

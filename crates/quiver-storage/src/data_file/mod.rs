@@ -246,6 +246,12 @@ impl DataFile {
         self.map.payload(slot, u64::from(RECORD_HEADER_BYTES), self.shape.dimension as usize)
     }
 
+    /// The payloads of every record below `end_slot` as one span, each
+    /// `record_size_bytes` after the last (see `RecordMap::payload_span`).
+    pub(crate) fn payload_span(&self, end_slot: Slot) -> Option<&[u8]> {
+        self.map.payload_span(end_slot, u64::from(RECORD_HEADER_BYTES), self.payload_bytes() as u64)
+    }
+
     /// The whole published record at `slot` (header and unpadded payload)
     /// through the mapping, zero-copy; `None` past the committed end. Not
     /// yet verified: decode it with `RecordHeader::decode_from`.

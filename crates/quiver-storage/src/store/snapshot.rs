@@ -255,6 +255,39 @@ impl<T: Element> Snapshot<T> {
         self.view.end_slot.get()
     }
 
+    /// The distance in bytes from one slot's vector to the next's in the
+    /// mapping: the record size (FORMAT.md, "Records"), a multiple of the
+    /// payload alignment.
+    pub fn slot_stride_bytes(&self) -> usize {
+        self.view.data.record_size_bytes() as usize
+    }
+
+    /// The vectors of every slot below [`slot_count`](Self::slot_count) as
+    /// one zero-copy byte span: slot `s`'s vector is the
+    /// `dim() * size_of::<T>()` bytes at `s * slot_stride_bytes()`. This is
+    /// what a strided array over all slots (NumPy's, faiss's) is built on;
+    /// the slots that are not live hold old vectors or zeros, as
+    /// [`vector_at`](Self::vector_at) says.
+    ///
+    /// `None` if the view has no slot, or if its records span more than one
+    /// mapped window (a data file past the map window, 64 GiB by default);
+    /// `vector_at` reads every slot in either case.
+    ///
+    /// ```
+    /// use quiver_storage::VectorStore;
+    /// let dir = tempfile::tempdir()?;
+    /// let store: VectorStore<f32> = VectorStore::open(dir.path().join("v"), 2)?;
+    /// store.store_batch(&[(1, &[1.0, 2.0][..]), (2, &[3.0, 4.0][..])])?;
+    /// let snapshot = store.snapshot();
+    /// let span = snapshot.slot_payloads().expect("one window");
+    /// let second = &span[snapshot.slot_stride_bytes()..][..8];
+    /// assert_eq!(bytemuck::cast_slice::<u8, f32>(second), snapshot.vector_at(1).expect("slot 1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn slot_payloads(&self) -> Option<&[u8]> {
+        self.view.data.payload_span(self.view.end_slot)
+    }
+
     /// Every id in the view, unordered (shard by shard).
     pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.view.shards.iter().flat_map(|m| m.keys().copied())
