@@ -346,7 +346,9 @@ pub(crate) fn create_writer(
         FormatError::unsupported(path, format!("Arrow has no {} type; export to another format", scalar.name()))
     })?;
     let size = i32::try_from(dim).map_err(|_| FormatError::unsupported(path, "the dimension does not fit Arrow"))?;
-    let item = Arc::new(Field::new("item", item_type, false));
+    // A nullable item field, as pyarrow, Polars and LanceDB write it (no
+    // element is ever null: the import refuses them).
+    let item = Arc::new(Field::new("item", item_type, true));
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::UInt64, false),
         Field::new("vector", DataType::FixedSizeList(Arc::clone(&item), size), false),
