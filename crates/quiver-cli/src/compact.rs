@@ -16,6 +16,22 @@ use crate::units::{bytes, count, duration};
 pub(crate) struct Args {
     /// The store directory.
     dir: PathBuf,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `quiver compact --json` (docs/CLI.md, "compact").
+#[derive(serde::Serialize)]
+struct CompactJson {
+    generation: u32,
+    live_records: u64,
+    dropped_records: u64,
+    bytes_before: u64,
+    bytes_after: u64,
+    bytes_copied: u64,
+    seconds: f64,
+    writer_pause_seconds: f64,
 }
 
 /// Runs `quiver compact`.
@@ -31,6 +47,19 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         ElementType::Bf16 => compact::<bf16>(args, dim),
         other => bail!("this build of quiver cannot open stores of {} elements", other.name()),
     }?;
+    if args.json {
+        crate::json::print(&CompactJson {
+            generation: stats.generation,
+            live_records: stats.live_records,
+            dropped_records: stats.dropped_records,
+            bytes_before: stats.bytes_before,
+            bytes_after: stats.bytes_after,
+            bytes_copied: stats.bytes_copied,
+            seconds: stats.duration.as_secs_f64(),
+            writer_pause_seconds: stats.writer_pause.as_secs_f64(),
+        })?;
+        return Ok(Outcome::Clean);
+    }
     println!("compacted {} into generation {}", args.dir.display(), stats.generation);
     println!("  records kept     {}", count(stats.live_records));
     println!("  records dropped  {}", count(stats.dropped_records));

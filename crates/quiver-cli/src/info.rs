@@ -24,7 +24,7 @@ pub(crate) struct Args {
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let info = quiver::inspect(&args.dir)?;
     if args.json {
-        println!("{}", to_json(&info));
+        crate::json::print(&InfoJson::from(&info))?;
     } else {
         print!("{}", to_table(&info));
     }
@@ -82,63 +82,52 @@ fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// One JSON object, written by hand (every value is a number, a boolean,
-/// null or an escaped string).
-fn to_json(info: &StoreInfo) -> String {
-    let opt = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
-    let fields: [(&str, String); 19] = [
-        ("path", json_string(&info.path.to_string_lossy())),
-        ("format_version", info.format_version.to_string()),
-        ("dimension", info.dimension.to_string()),
-        ("element", json_string(info.element.name())),
-        ("record_size_bytes", info.record_size_bytes.to_string()),
-        ("generation", info.generation.to_string()),
-        ("checkpoint_lsn", info.checkpoint_lsn.to_string()),
-        ("checkpoint_end_slot", info.checkpoint_end_slot.to_string()),
-        ("wal_first_segment", info.wal_first_segment.to_string()),
-        ("snapshot_exists", info.snapshot_exists.to_string()),
-        ("snapshot_entries", opt(info.snapshot_entries)),
-        ("snapshot_problem", info.snapshot_problem.as_deref().map_or_else(|| "null".to_string(), json_string)),
-        ("snapshot_bytes", info.snapshot_bytes.to_string()),
-        ("data_file", json_string(&info.data_file.to_string_lossy())),
-        ("data_file_bytes", info.data_file_bytes.to_string()),
-        ("data_file_allocated_bytes", info.data_file_allocated_bytes.to_string()),
-        ("data_file_resident_bytes", opt(info.data_file_resident_bytes)),
-        ("wal_segments", info.wal_segments.to_string()),
-        ("wal_bytes", info.wal_bytes.to_string()),
-    ];
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("  {}: {v}", json_string(k))).collect();
-    format!("{{\n{}\n}}", body.join(",\n"))
+/// `quiver info --json` (docs/CLI.md, "info").
+#[derive(serde::Serialize)]
+struct InfoJson<'a> {
+    path: String,
+    format_version: u32,
+    dimension: u32,
+    element: &'static str,
+    record_size_bytes: u32,
+    generation: u32,
+    checkpoint_lsn: u64,
+    checkpoint_end_slot: u64,
+    wal_first_segment: u64,
+    snapshot_exists: bool,
+    snapshot_entries: Option<u64>,
+    snapshot_problem: Option<&'a str>,
+    snapshot_bytes: u64,
+    data_file: String,
+    data_file_bytes: u64,
+    data_file_allocated_bytes: u64,
+    data_file_resident_bytes: Option<u64>,
+    wal_segments: u64,
+    wal_bytes: u64,
 }
 
-/// `s` as a JSON string literal (RFC 8259 escaping).
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+impl<'a> From<&'a StoreInfo> for InfoJson<'a> {
+    fn from(info: &'a StoreInfo) -> Self {
+        Self {
+            path: info.path.to_string_lossy().into_owned(),
+            format_version: info.format_version,
+            dimension: info.dimension,
+            element: info.element.name(),
+            record_size_bytes: info.record_size_bytes,
+            generation: info.generation,
+            checkpoint_lsn: info.checkpoint_lsn,
+            checkpoint_end_slot: info.checkpoint_end_slot,
+            wal_first_segment: info.wal_first_segment,
+            snapshot_exists: info.snapshot_exists,
+            snapshot_entries: info.snapshot_entries,
+            snapshot_problem: info.snapshot_problem.as_deref(),
+            snapshot_bytes: info.snapshot_bytes,
+            data_file: info.data_file.to_string_lossy().into_owned(),
+            data_file_bytes: info.data_file_bytes,
+            data_file_allocated_bytes: info.data_file_allocated_bytes,
+            data_file_resident_bytes: info.data_file_resident_bytes,
+            wal_segments: info.wal_segments,
+            wal_bytes: info.wal_bytes,
         }
-    }
-    out.push('"');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Proves quotes, backslashes and control characters are escaped.
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\nd\u{1}é"), "\"a\\\"b\\\\c\\nd\\u0001é\"");
     }
 }

@@ -16,6 +16,7 @@
 mod compact;
 mod demo;
 mod info;
+mod json;
 mod search;
 mod transfer;
 mod units;

@@ -75,7 +75,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     }?;
     let metric = Metric::from(args.metric);
     if args.json {
-        println!("{}", to_json(&hits, metric, args.k, lsn));
+        crate::json::print(&to_json(&hits, metric, args.k, lsn))?;
     } else {
         println!("{:>4}  {:>20}  {}", "rank", "id", metric.name());
         for (rank, h) in hits.iter().enumerate() {
@@ -129,21 +129,30 @@ fn parse_text(text: &str) -> Result<Vec<f32>> {
         .collect()
 }
 
-/// One JSON object (a NaN score is written as null).
-fn to_json(hits: &[Hit], metric: Metric, k: usize, lsn: u64) -> String {
-    let rows: Vec<String> = hits
+/// `quiver search --json` (docs/CLI.md, "search").
+#[derive(serde::Serialize)]
+struct SearchJson {
+    metric: &'static str,
+    k: usize,
+    lsn: u64,
+    hits: Vec<HitJson>,
+}
+
+/// One hit; a NaN score is `null`.
+#[derive(serde::Serialize)]
+struct HitJson {
+    rank: usize,
+    id: u64,
+    score: Option<f32>,
+}
+
+fn to_json(hits: &[Hit], metric: Metric, k: usize, lsn: u64) -> SearchJson {
+    let hits = hits
         .iter()
         .enumerate()
-        .map(|(rank, h)| {
-            let score = if h.score.is_finite() { h.score.to_string() } else { "null".to_string() };
-            format!("    {{\"rank\": {}, \"id\": {}, \"score\": {score}}}", rank + 1, h.id)
-        })
+        .map(|(rank, h)| HitJson { rank: rank + 1, id: h.id, score: h.score.is_finite().then_some(h.score) })
         .collect();
-    format!(
-        "{{\n  \"metric\": \"{}\",\n  \"k\": {k},\n  \"lsn\": {lsn},\n  \"hits\": [\n{}\n  ]\n}}",
-        metric.name(),
-        rows.join(",\n")
-    )
+    SearchJson { metric: metric.name(), k, lsn, hits }
 }
 
 #[cfg(test)]

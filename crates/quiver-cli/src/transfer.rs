@@ -197,14 +197,16 @@ fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize) -> 
     let seconds = started.elapsed().as_secs_f64();
     let rate = summary.rows as f64 / seconds.max(1e-9);
     if args.json {
-        println!(
-            "{{\n  \"rows\": {},\n  \"first_id\": {},\n  \"end_id\": {},\n  \"dimension\": {dim},\n  \"element\": \"{}\",\n  \"bytes_read\": {},\n  \"seconds\": {seconds:.3},\n  \"vectors_per_second\": {rate:.0}\n}}",
-            summary.rows,
-            args.first_id + args.skip_rows,
-            summary.end_id,
-            T::TYPE.name(),
-            summary.bytes_read
-        );
+        crate::json::print(&ImportJson {
+            rows: summary.rows,
+            first_id: args.first_id + args.skip_rows,
+            end_id: summary.end_id,
+            dimension: dim,
+            element: T::TYPE.name(),
+            bytes_read: summary.bytes_read,
+            seconds,
+            vectors_per_second: crate::json::finite(rate),
+        })?;
     } else {
         println!(
             "imported {} vectors of {dim} {} (ids {}..{}) into {} in {seconds:.2} s ({} vectors/s), durable",
@@ -217,6 +219,28 @@ fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize) -> 
         );
     }
     Ok(Outcome::Clean)
+}
+
+/// `quiver import --json` (docs/CLI.md, "import").
+#[derive(serde::Serialize)]
+struct ImportJson {
+    rows: u64,
+    first_id: u64,
+    end_id: u64,
+    dimension: usize,
+    element: &'static str,
+    bytes_read: u64,
+    seconds: f64,
+    vectors_per_second: Option<f64>,
+}
+
+/// `quiver export --json` (docs/CLI.md, "export").
+#[derive(serde::Serialize)]
+struct ExportJson {
+    rows: u64,
+    bytes_written: u64,
+    lsn: u64,
+    seconds: f64,
 }
 
 /// `A..B`, `A..=B`, `A..`, `..B` or `..`.
@@ -275,12 +299,12 @@ fn export<T: Element>(args: &ExportArgs, dim: usize) -> Result<Outcome> {
     };
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        println!(
-            "{{\n  \"rows\": {},\n  \"bytes_written\": {},\n  \"lsn\": {},\n  \"seconds\": {seconds:.3}\n}}",
-            summary.rows,
-            summary.bytes_written,
-            snapshot.lsn()
-        );
+        crate::json::print(&ExportJson {
+            rows: summary.rows,
+            bytes_written: summary.bytes_written,
+            lsn: snapshot.lsn(),
+            seconds,
+        })?;
     } else {
         println!(
             "exported {} {} as of LSN {} to {} ({} bytes) in {seconds:.2} s",

@@ -23,6 +23,33 @@ pub(crate) struct Args {
     /// a different one is refused by open).
     #[arg(long)]
     dim: Option<usize>,
+    /// Print one JSON object instead of a report (the exit code is the
+    /// same).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `quiver verify --json` (docs/CLI.md, "verify").
+#[derive(serde::Serialize)]
+struct VerifyJson {
+    path: String,
+    dimension: usize,
+    element: &'static str,
+    seconds: f64,
+    open: String,
+    records_checked: u64,
+    live_vectors: u64,
+    tombstones: u64,
+    clean: bool,
+    problems: Vec<ProblemJson>,
+}
+
+/// One problem, located in a file.
+#[derive(serde::Serialize)]
+struct ProblemJson {
+    path: String,
+    offset: u64,
+    reason: String,
 }
 
 /// Runs `quiver verify`.
@@ -40,6 +67,29 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         other => bail!("this build of quiver cannot open stores of {} elements", other.name()),
     }?;
     let elapsed = started.elapsed();
+    if args.json {
+        crate::json::print(&VerifyJson {
+            path: args.dir.to_string_lossy().into_owned(),
+            dimension: dim,
+            element: info.element.name(),
+            seconds: elapsed.as_secs_f64(),
+            open: opened,
+            records_checked: report.records_checked,
+            live_vectors: report.live_vectors,
+            tombstones: report.tombstones,
+            clean: report.problems.is_empty(),
+            problems: report
+                .problems
+                .iter()
+                .map(|p| ProblemJson {
+                    path: p.path.to_string_lossy().into_owned(),
+                    offset: p.offset,
+                    reason: p.reason.clone(),
+                })
+                .collect(),
+        })?;
+        return Ok(if report.problems.is_empty() { Outcome::Clean } else { Outcome::Problems });
+    }
 
     println!("verified {} ({dim} x {}) in {}", args.dir.display(), info.element.name(), duration(elapsed));
     println!("  open             {opened}");

@@ -55,12 +55,10 @@ fn demo_info_verify_and_damage() {
     let out = quiver(&["info", d, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let json = stdout(&out);
-    json::check(json.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{json}"));
-    for key in
-        ["\"dimension\": 16", "\"element\": \"f32\"", "\"snapshot_entries\": 2000", "\"checkpoint_end_slot\": 2000"]
-    {
-        assert!(json.contains(key), "JSON lacks {key}:\n{json}");
-    }
+    let value = json::check(json.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{json}"));
+    json::assert_documented(&value, "info");
+    assert_eq!((value["dimension"].as_u64(), value["element"].as_str()), (Some(16), Some("f32")));
+    assert_eq!((value["snapshot_entries"].as_u64(), value["checkpoint_end_slot"].as_u64()), (Some(2000), Some(2000)));
 
     let out = quiver(&["verify", d]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -85,6 +83,36 @@ fn demo_info_verify_and_damage() {
     let s = stdout(&out);
     let expected = format!("{} at byte offset {record_offset}", data.display());
     assert!(s.contains(&expected), "verify output lacks {expected:?}:\n{}", text(&out));
+
+    let out = quiver(&["verify", d, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "the exit code does not depend on --json: {}", text(&out));
+    let value = json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    json::assert_documented(&value, "verify");
+    json::assert_documented(&value["problems"][0], "verify.problems[]");
+    assert_eq!((value["clean"].as_bool(), value["problems"][0]["offset"].as_u64()), (Some(false), Some(record_offset)));
+
+    // Compact, as JSON, on a clean store with dead records.
+    let clean = tmp_clean_store();
+    let out = quiver(&["compact", clean.1.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let value = json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    json::assert_documented(&value, "compact");
+    assert_eq!((value["generation"].as_u64(), value["live_records"].as_u64()), (Some(2), Some(5)));
+}
+
+/// A store of ten vectors, five of them deleted, closed.
+fn tmp_clean_store() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("clean");
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(&dir, 2).expect("open");
+    for id in 0..10u64 {
+        store.store(id, &[id as f32, 1.0]).expect("store");
+    }
+    for id in 0..5u64 {
+        store.delete(id).expect("delete");
+    }
+    store.close().expect("close");
+    (tmp, dir)
 }
 
 // Proves verify and info on a directory that is not a store fail with exit
@@ -167,10 +195,12 @@ fn search_beside_an_open_writer() {
     let out = quiver(&["search", d, "--query", raw.to_str().expect("utf-8"), "--k", "2", "--metric", "dot", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let json = stdout(&out);
-    json::check(json.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{json}"));
-    for key in ["\"metric\": \"dot\"", "{\"rank\": 1, \"id\": 20, \"score\": 20}", "\"rank\": 2, \"id\": 19"] {
-        assert!(json.contains(key), "JSON lacks {key}:\n{json}");
-    }
+    let value = json::check(json.trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{json}"));
+    json::assert_documented(&value, "search");
+    json::assert_documented(&value["hits"][0], "search.hits[]");
+    assert_eq!(value["metric"], "dot");
+    assert_eq!((value["hits"][0]["id"].as_u64(), value["hits"][0]["score"].as_f64()), (Some(20), Some(20.0)));
+    assert_eq!(value["hits"][1]["id"].as_u64(), Some(19));
 
     std::fs::write(&query, "1 2").expect("write short query");
     let out = quiver(&["search", d, "--query", q]);
@@ -196,8 +226,9 @@ fn export_and_import_beside_an_open_writer() {
     let f = file.to_str().expect("utf-8");
     let out = quiver(&["export", d, f, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
-    assert!(stdout(&out).contains("\"rows\": 50"), "{}", text(&out));
+    let value = json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    json::assert_documented(&value, "export");
+    assert_eq!(value["rows"].as_u64(), Some(50));
     store.store(50, &[9.0; 4]).expect("a write after the export");
 
     let copy = tmp.path().join("copy");
@@ -223,6 +254,9 @@ fn export_and_import_beside_an_open_writer() {
     let from_parquet = tmp.path().join("from-parquet");
     let out = quiver(&["import", from_parquet.to_str().expect("utf-8"), parquet.to_str().expect("utf-8"), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let value = json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    json::assert_documented(&value, "import");
+    assert_eq!(value["rows"].as_u64(), Some(10));
     let table: quiver::VectorStore<f32> = quiver::VectorStore::open(&from_parquet, 4).expect("reopen");
     let mut ids = table.ids();
     ids.sort_unstable();
@@ -278,76 +312,30 @@ fn demo_refuses_a_foreign_directory() {
 
 /// A minimal JSON syntax checker (RFC 8259), so the test needs no JSON crate.
 mod json {
-    pub(crate) fn check(s: &str) -> Result<(), String> {
-        let b = s.as_bytes();
-        let end = value(b, ws(b, 0))?;
-        if ws(b, end) != b.len() {
-            return Err(format!("trailing bytes at {end}"));
-        }
-        Ok(())
+    /// Parses `s` as one JSON value.
+    pub(crate) fn check(s: &str) -> Result<serde_json::Value, String> {
+        serde_json::from_str(s).map_err(|e| e.to_string())
     }
 
-    fn ws(b: &[u8], mut i: usize) -> usize {
-        while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
-            i += 1;
-        }
-        i
+    /// The keys docs/CLI.md lists for the table marked `<!-- json: name -->`.
+    pub(crate) fn documented_keys(name: &str) -> Vec<String> {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CLI.md")).expect("docs/CLI.md");
+        let marker = format!("<!-- json: {name} -->");
+        let table = doc.split(&marker).nth(1).unwrap_or_else(|| panic!("docs/CLI.md has no {marker}"));
+        table
+            .lines()
+            .skip(3)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.split('|').nth(1).expect("a key cell").trim().trim_matches('`').to_string())
+            .collect()
     }
 
-    fn value(b: &[u8], i: usize) -> Result<usize, String> {
-        match b.get(i) {
-            Some(b'{') => seq(b, i + 1, b'}', true),
-            Some(b'[') => seq(b, i + 1, b']', false),
-            Some(b'"') => string(b, i),
-            Some(b't') if b[i..].starts_with(b"true") => Ok(i + 4),
-            Some(b'f') if b[i..].starts_with(b"false") => Ok(i + 5),
-            Some(b'n') if b[i..].starts_with(b"null") => Ok(i + 4),
-            Some(c) if *c == b'-' || c.is_ascii_digit() => {
-                let mut j = i + 1;
-                while j < b.len() && (b[j].is_ascii_digit() || matches!(b[j], b'.' | b'e' | b'E' | b'+' | b'-')) {
-                    j += 1;
-                }
-                Ok(j)
-            }
-            _ => Err(format!("unexpected byte at {i}")),
-        }
-    }
-
-    fn seq(b: &[u8], mut i: usize, close: u8, object: bool) -> Result<usize, String> {
-        i = ws(b, i);
-        if b.get(i) == Some(&close) {
-            return Ok(i + 1);
-        }
-        loop {
-            if object {
-                i = ws(b, string(b, i)?);
-                if b.get(i) != Some(&b':') {
-                    return Err(format!("expected ':' at {i}"));
-                }
-                i = ws(b, i + 1);
-            }
-            i = ws(b, value(b, i)?);
-            match b.get(i) {
-                Some(b',') => i = ws(b, i + 1),
-                Some(c) if *c == close => return Ok(i + 1),
-                _ => return Err(format!("expected ',' or a close at {i}")),
-            }
-        }
-    }
-
-    fn string(b: &[u8], i: usize) -> Result<usize, String> {
-        if b.get(i) != Some(&b'"') {
-            return Err(format!("expected a string at {i}"));
-        }
-        let mut j = i + 1;
-        while j < b.len() {
-            match b[j] {
-                b'"' => return Ok(j + 1),
-                b'\\' => j += 2,
-                c if c < 0x20 => return Err(format!("raw control byte at {j}")),
-                _ => j += 1,
-            }
-        }
-        Err("unterminated string".into())
+    /// Requires `value` to be an object whose keys are exactly the
+    /// documented ones, in order.
+    pub(crate) fn assert_documented(value: &serde_json::Value, name: &str) {
+        let keys: Vec<String> =
+            value.as_object().unwrap_or_else(|| panic!("{name}: not an object")).keys().cloned().collect();
+        assert_eq!(keys, documented_keys(name), "{name}: the JSON keys and docs/CLI.md disagree");
     }
 }
