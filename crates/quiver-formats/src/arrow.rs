@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, FixedSizeListArray, RecordBatch, UInt64Array};
+use arrow_array::{Array, ArrayRef, FixedSizeListArray, GenericListArray, OffsetSizeTrait, RecordBatch, UInt64Array};
 use arrow_buffer::Buffer;
 use arrow_data::ArrayData;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
@@ -198,43 +198,12 @@ impl TableReader {
             return Err(self.bad_row(first + i as u64, "the vector is null"));
         }
         let (child, starts): (ArrayRef, Vec<usize>) = match vectors.data_type() {
-            DataType::FixedSizeList(_, n) => {
+            DataType::FixedSizeList(..) => {
                 let list = vectors.as_fixed_size_list();
-                let n = *n as usize;
-                (Arc::clone(list.values()), (0..list.len()).map(|i| (list.offset() + i) * n).collect())
+                (Arc::clone(list.values()), (0..list.len()).map(|i| list.value_offset(i) as usize).collect())
             }
-            DataType::List(_) => {
-                let list = vectors.as_list::<i32>();
-                let offsets = list.value_offsets();
-                if self.dim == 0 {
-                    self.dim = (offsets[1] - offsets[0]) as usize;
-                }
-                for i in 0..list.len() {
-                    let len = (offsets[i + 1] - offsets[i]) as usize;
-                    if len != self.dim {
-                        return Err(
-                            self.bad_row(first + i as u64, format!("the vector has {len} elements, not {}", self.dim))
-                        );
-                    }
-                }
-                (Arc::clone(list.values()), offsets[..list.len()].iter().map(|&o| o as usize).collect())
-            }
-            DataType::LargeList(_) => {
-                let list = vectors.as_list::<i64>();
-                let offsets = list.value_offsets();
-                if self.dim == 0 {
-                    self.dim = (offsets[1] - offsets[0]) as usize;
-                }
-                for i in 0..list.len() {
-                    let len = (offsets[i + 1] - offsets[i]) as usize;
-                    if len != self.dim {
-                        return Err(
-                            self.bad_row(first + i as u64, format!("the vector has {len} elements, not {}", self.dim))
-                        );
-                    }
-                }
-                (Arc::clone(list.values()), offsets[..list.len()].iter().map(|&o| o as usize).collect())
-            }
+            DataType::List(_) => self.list_starts(vectors.as_list::<i32>(), first)?,
+            DataType::LargeList(_) => self.list_starts(vectors.as_list::<i64>(), first)?,
             other => return Err(self.bad_row(first, format!("the vector column changed type to {other}"))),
         };
         if child.null_count() > 0 {
@@ -250,6 +219,27 @@ impl TableReader {
         }
         self.ids = ids;
         Ok(())
+    }
+}
+
+impl TableReader {
+    /// The child array and each row's first element in it, for a
+    /// variable-length list column whose rows must all hold `dim` elements
+    /// (the first row sets `dim` when the schema does not).
+    fn list_starts<O: OffsetSizeTrait>(
+        &mut self,
+        list: &GenericListArray<O>,
+        first: u64,
+    ) -> Result<(ArrayRef, Vec<usize>), FormatError> {
+        let offsets = list.value_offsets();
+        let len = |i: usize| (offsets[i + 1] - offsets[i]).as_usize();
+        if self.dim == 0 {
+            self.dim = len(0);
+        }
+        if let Some(i) = (0..list.len()).find(|&i| len(i) != self.dim) {
+            return Err(self.bad_row(first + i as u64, format!("the vector has {} elements, not {}", len(i), self.dim)));
+        }
+        Ok((Arc::clone(list.values()), offsets[..list.len()].iter().map(|o| o.as_usize()).collect()))
     }
 }
 
