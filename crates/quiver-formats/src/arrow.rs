@@ -200,7 +200,7 @@ impl TableReader {
         let (child, starts): (ArrayRef, Vec<usize>) = match vectors.data_type() {
             DataType::FixedSizeList(..) => {
                 let list = vectors.as_fixed_size_list();
-                (Arc::clone(list.values()), (0..list.len()).map(|i| list.value_offset_at(i) as usize).collect())
+                (Arc::clone(list.values()), (0..list.len()).map(|i| list.value_offset_at(i)).collect())
             }
             DataType::List(_) => self.list_starts(vectors.as_list::<i32>(), first)?,
             DataType::LargeList(_) => self.list_starts(vectors.as_list::<i64>(), first)?,
