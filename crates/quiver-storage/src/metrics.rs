@@ -141,7 +141,9 @@ pub struct Metrics {
     /// I/O. Counted in the process's RSS only once touched through the
     /// mapping, and reclaimable like any file cache — a large RSS of a
     /// store that was scanned is this cache, not a leak. 0 if the kernel
-    /// would not say.
+    /// would not say. Counting it makes `metrics()` cost one `mincore` walk
+    /// of the data file (a byte per page, in chunks of 64 Ki pages), so
+    /// poll `metrics()` every few seconds, not per operation.
     pub resident_bytes: u64,
     /// Bytes of address space the data file's windows take (virtual, not
     /// memory: a 64 GiB window over a 1 GiB file costs page tables only for
