@@ -211,6 +211,12 @@ pub fn import_file<T: Element>(
             format!("the file's rows have {} elements but the store's vectors have {}", shape.dim, store.dimension()),
         ));
     }
+    if reader.has_ids() && options.first_id != 0 {
+        return Err(FormatError::unsupported(
+            path,
+            "the file carries its own ids, so a first id cannot be given (it applies to files without an id column)",
+        ));
+    }
     let total = shape.rows.map(|r| r.saturating_sub(options.skip_rows));
     let last_row = shape.rows.unwrap_or(0);
     if options.first_id.checked_add(last_row).is_none() {

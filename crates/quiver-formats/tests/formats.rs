@@ -363,6 +363,10 @@ mod tables {
         let good = dir.path().join("good.parquet");
         write_parquet(&good, &build(&[3, 3, 3, 3], None));
         let s = store::<f32>(dir.path(), "s", 3);
+        let err = import_file(&s, &good, None, &ImportOptions::default().first_id(7), &mut |_| {})
+            .expect_err("a table keeps its own ids");
+        assert!(err.to_string().contains("carries its own ids"), "{err}");
+        assert_eq!(s.len(), 0);
         import_file(&s, &good, None, &ImportOptions::default(), &mut |_| {}).expect("import");
         assert_eq!((s.len(), s.retrieve(102)), (4, Some(vec![20.0, 21.0, 22.0])));
 
