@@ -1,11 +1,13 @@
 //! Arguments in, arrays out: NumPy input read as Rust slices (zero-copy
 //! when it already has the store's layout, converted once otherwise) and
-//! [`ArrayView`]s handed to NumPy.
+//! NumPy arrays out (owned results here, views over snapshots in `view`).
 //!
 //! The conversion policy (which dtypes convert, which are refused) lives
 //! in Python, in `quiver/_convert.py`, where NumPy's casting rules are at
 //! hand; this module only calls it when the fast path does not apply.
 
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -14,16 +16,25 @@ use quiver::Error;
 
 use crate::dtype::{DType, PyElement};
 use crate::errors;
-use crate::view::{self, ArrayView};
+use crate::view;
 
-static AS_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static AS_VECTORS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static AS_IDS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// `numpy.asarray(view)`: a read-only array whose base holds the view.
-pub(crate) fn to_numpy(py: Python<'_>, view: ArrayView) -> PyResult<Bound<'_, PyAny>> {
-    let asarray = AS_ARRAY.import(py, "numpy", "asarray")?;
-    asarray.call1((Bound::new(py, view)?,))
+/// `values` as a new 1-D NumPy array that takes the vector over (no copy).
+pub(crate) fn owned<T: numpy::Element>(py: Python<'_>, values: Vec<T>) -> Bound<'_, PyAny> {
+    PyArray1::from_vec(py, values).into_any()
+}
+
+/// `values` as a new `(rows, cols)` NumPy array that takes the vector over.
+pub(crate) fn owned_rows<T: numpy::Element>(
+    py: Python<'_>,
+    values: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> Bound<'_, PyAny> {
+    let array = Array2::from_shape_vec((rows, cols), values).expect("rows * cols values");
+    array.into_pyarray(py).into_any()
 }
 
 /// The shapes an argument may have.

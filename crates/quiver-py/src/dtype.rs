@@ -40,8 +40,9 @@ impl DType {
         })
     }
 
-    /// The canonical name; `bfloat16` stores are read and written as the
-    /// raw `uint16` bit patterns, since NumPy has no bfloat16.
+    /// The canonical name (`bfloat16` vectors are handed out as ml_dtypes'
+    /// `bfloat16` when it is installed, else as `uint16` bit patterns; see
+    /// `view::descr`).
     pub(crate) fn name(self) -> &'static str {
         match self {
             DType::F32 => "float32",
@@ -53,7 +54,8 @@ impl DType {
         }
     }
 
-    /// The NumPy dtype arrays of this store are exchanged in.
+    /// The NumPy dtype input is converted to before it is read (for
+    /// bfloat16, its bit patterns).
     pub(crate) fn numpy_name(self) -> &'static str {
         match self {
             DType::Bf16 => "uint16",

@@ -46,9 +46,11 @@ fn dtype_of(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
 /// Opens the store at `path`, creating it if it does not exist.
 ///
 /// `dim` is the number of elements per vector; `dtype` one of float32,
-/// float64, float16, uint8, int8 or bfloat16 (NumPy has no bfloat16:
-/// bfloat16 vectors are passed and returned as their uint16 bit patterns,
-/// and float input is rounded to bfloat16 once). `durability` is
+/// float64, float16, uint8, int8 or bfloat16 (NumPy itself has no
+/// bfloat16: vectors come back as ml_dtypes' `bfloat16` when that package
+/// is installed, else as their uint16 bit patterns; `.view(numpy.uint16)`
+/// gives the bits either way. Input may be either, or floats, which are
+/// rounded to bfloat16 once). `durability` is
 /// "buffered" (default: a returned write survives a process crash; a power
 /// loss after `flush()`), "sync" (a power loss too) or "deferred" (only
 /// after `flush()`). Options: initial_file_bytes, growth_step_bytes=(min,
@@ -102,7 +104,7 @@ fn _quiver(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStore>()?;
     m.add_class::<PyReader>()?;
     m.add_class::<PySnapshot>()?;
-    m.add_class::<view::ArrayView>()?;
+    m.add_class::<view::SnapshotPin>()?;
     m.add("NO_ID", u64::MAX)?;
     m.add("MAX_DIMENSION", quiver::limits::MAX_DIMENSION)?;
     Ok(())

@@ -9,11 +9,10 @@ use pyo3::types::{PyDict, PyList};
 use quiver::StoreOptions;
 
 use crate::cache::SnapshotCache;
-use crate::convert::to_numpy;
+use crate::convert::owned;
 use crate::dtype::{DType, construct, dispatch, typed_enum};
 use crate::errors;
 use crate::snapshot::{AnySnapshot, PySnapshot};
-use crate::view::ArrayView;
 
 typed_enum!(
     /// A follower of one of the six element types.
@@ -111,8 +110,7 @@ impl PyReader {
     /// Every id, unordered, as a new `uint64` array.
     fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let ids = self.read(|reader| dispatch!(AnyReader, reader, r, _T => r.ids()))?;
-        let n = ids.len();
-        to_numpy(py, ArrayView::owned_u64(ids, &[n]))
+        Ok(owned(py, ids))
     }
 
     /// An immutable view as of the last refresh (see `quiver.Snapshot`).

@@ -6,10 +6,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use quiver::{Metric, Search, SearchOptions};
 
-use crate::convert::{Ids, Shape, Vectors, to_numpy};
+use crate::convert::{Ids, Shape, Vectors, owned, owned_rows};
 use crate::dtype::{DType, PyElement, dispatch, typed_enum};
 use crate::errors;
-use crate::view::ArrayView;
+use crate::view;
 
 typed_enum!(
     /// A snapshot of one of the six element types.
@@ -44,8 +44,7 @@ impl AnySnapshot {
     /// Vector `id` as a read-only NumPy view that keeps this snapshot alive,
     /// or `None`.
     pub(crate) fn get<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let view = dispatch!(AnySnapshot, self, s, _T => s.get(id).map(|v| ArrayView::vector(self.clone(), v)));
-        view.map(|v| to_numpy(py, v)).transpose()
+        dispatch!(AnySnapshot, self, s, _T => s.get(id).map(|v| view::snapshot_vector(py, self, v))).transpose()
     }
 
     /// `[get(id) for id in ids]`.
@@ -64,8 +63,7 @@ impl AnySnapshot {
     /// Every id, unordered, as a new `uint64` array.
     pub(crate) fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let ids: Vec<u64> = dispatch!(AnySnapshot, self, s, _T => s.ids().collect());
-        let n = ids.len();
-        to_numpy(py, ArrayView::owned_u64(ids, &[n]))
+        Ok(owned(py, ids))
     }
 
     /// `(slot, id)` of every live vector, sorted by slot.
@@ -128,7 +126,8 @@ impl PySnapshot {
     }
 
     /// The element type's name (`"float32"`, ...; `"bfloat16"` vectors are
-    /// returned as their `uint16` bit patterns).
+    /// returned as ml_dtypes' `bfloat16` if it is installed, else as their
+    /// `uint16` bit patterns).
     #[getter]
     fn dtype(&self) -> &'static str {
         self.inner.dtype().name()
@@ -182,9 +181,9 @@ impl PySnapshot {
         let dtype = self.inner.dtype();
         let dim = self.inner.dim();
         let rows = self.inner.slot_count() as usize;
-        let view = dispatch!(AnySnapshot, &self.inner, s, _T => {
+        dispatch!(AnySnapshot, &self.inner, s, _T => {
             if rows == 0 {
-                ArrayView::strided(self.inner.clone(), &[], dtype, 0, dim, s.slot_stride_bytes())
+                view::snapshot_rows(py, &self.inner, &[], dtype, 0, dim, s.slot_stride_bytes())
             } else {
                 let span = s.slot_payloads().ok_or_else(|| {
                     errors::raise(
@@ -192,23 +191,18 @@ impl PySnapshot {
                         "the snapshot's slots span more than one mapped window; read them with get() or a snapshot per window".into(),
                     )
                 })?;
-                ArrayView::strided(self.inner.clone(), span, dtype, rows, dim, s.slot_stride_bytes())
+                view::snapshot_rows(py, &self.inner, span, dtype, rows, dim, s.slot_stride_bytes())
             }
-        });
-        to_numpy(py, view)
+        })
     }
 
     /// `(slots, ids)`: two `uint64` arrays, sorted by slot, naming the row
     /// of `vectors()` that holds each live vector and its id.
     fn live_slots<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let live = py.detach(|| self.inner.live());
-        let n = live.len();
         let slots: Vec<u64> = live.iter().map(|&(s, _)| s).collect();
         let ids: Vec<u64> = live.iter().map(|&(_, i)| i).collect();
-        PyTuple::new(
-            py,
-            [to_numpy(py, ArrayView::owned_u64(slots, &[n]))?, to_numpy(py, ArrayView::owned_u64(ids, &[n]))?],
-        )
+        PyTuple::new(py, [owned(py, slots), owned(py, ids)])
     }
 
     /// A `bool` array of `slot_count` entries: True where the row of
@@ -222,7 +216,7 @@ impl PySnapshot {
             }
             mask
         });
-        to_numpy(py, ArrayView::owned_bool(&mask, &[count]))
+        Ok(owned(py, mask))
     }
 
     /// Exact top-`k` search, scoring every live vector (or only those whose
@@ -274,13 +268,9 @@ impl PySnapshot {
         let hits = hits.map_err(errors::search_to_py)?;
         if single {
             let row = hits.into_iter().next().unwrap_or_default();
-            let n = row.len();
             let ids: Vec<u64> = row.iter().map(|h| h.id).collect();
             let scores: Vec<f32> = row.iter().map(|h| h.score).collect();
-            return PyTuple::new(
-                py,
-                [to_numpy(py, ArrayView::owned_u64(ids, &[n]))?, to_numpy(py, ArrayView::owned_f32(&scores, &[n]))?],
-            );
+            return PyTuple::new(py, [owned(py, ids), owned(py, scores)]);
         }
         let n = hits.len();
         let mut ids = vec![u64::MAX; n * k];
@@ -291,9 +281,6 @@ impl PySnapshot {
                 scores[row * k + col] = h.score;
             }
         }
-        PyTuple::new(
-            py,
-            [to_numpy(py, ArrayView::owned_u64(ids, &[n, k]))?, to_numpy(py, ArrayView::owned_f32(&scores, &[n, k]))?],
-        )
+        PyTuple::new(py, [owned_rows(py, ids, n, k), owned_rows(py, scores, n, k)])
     }
 }

@@ -16,13 +16,12 @@ use pyo3::types::{PyDict, PyList};
 use quiver::Durability;
 
 use crate::cache::SnapshotCache;
-use crate::convert::{Ids, Shape, Vectors, to_numpy};
+use crate::convert::{Ids, Shape, Vectors, owned};
 use crate::dtype::{DType, construct, dispatch, typed_enum};
 use crate::errors;
 use crate::metrics;
 use crate::options;
 use crate::snapshot::{AnySnapshot, PySnapshot};
-use crate::view::ArrayView;
 
 typed_enum!(
     /// A store of one of the six element types.
@@ -124,6 +123,8 @@ impl PyStore {
     /// array; a C-contiguous array of the store's dtype is read without a
     /// copy, anything else is converted once (or refused with `TypeError`).
     /// A later duplicate id in the batch wins. Returns the count stored.
+    /// The GIL is released while the batch is written, so another thread
+    /// must not modify `vectors` until the call returns.
     fn store_batch(&self, py: Python<'_>, ids: &Bound<'_, PyAny>, vectors: &Bound<'_, PyAny>) -> PyResult<usize> {
         let ids = Ids::extract(ids)?;
         let v = Vectors::extract(vectors, self.dtype, self.dim, Shape::Batch)?;
@@ -176,8 +177,7 @@ impl PyStore {
     /// Every id, unordered, as a new `uint64` array.
     fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let ids = self.read(|store| dispatch!(AnyStore, store, s, _T => s.ids()))?;
-        let n = ids.len();
-        to_numpy(py, ArrayView::owned_u64(ids, &[n]))
+        Ok(owned(py, ids))
     }
 
     /// Reserves room for `n` more vectors in one step (data file and

@@ -1,5 +1,8 @@
 """import_npy and export_npy: round trips through NumPy's .npy files."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -52,12 +55,42 @@ def test_import_rejects_wrong_shapes(path, tmp_path):
 
 
 def test_bfloat16_exports_as_uint16_bits(path, tmp_path):
-    """bfloat16 vectors travel as their uint16 bit patterns; float input is rounded once."""
+    """bfloat16 vectors travel in .npy as their uint16 bit patterns; float input is rounded once."""
     with quiver.open(path, 2, dtype="bfloat16") as store:
         store.store_batch([0, 1], np.array([[1.0, -2.0], [0.5, 3.0]], dtype=np.float32))
-        assert store.get(0).tolist() == [0x3F80, 0xC000]
+        assert store.get(0).view(np.uint16).tolist() == [0x3F80, 0xC000]
         store.export_npy(tmp_path / "b.npy")
     bits = np.load(tmp_path / "b.npy")
     assert bits.dtype == np.uint16
     restored = (bits.astype(np.uint32) << 16).view(np.float32)
     assert restored.tolist() == [[1.0, -2.0], [0.5, 3.0]]
+
+
+def test_bfloat16_views_are_ml_dtypes_bfloat16(path):
+    """With ml_dtypes installed, bfloat16 vectors come back as its bfloat16
+    dtype (zero-copy, read-only), and its arrays go in as they are."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    with quiver.open(path, 2, dtype="bfloat16") as store:
+        store.store(0, np.array([1.0, -2.0], dtype=ml_dtypes.bfloat16))
+        got = store.get(0)
+        assert got.dtype == np.dtype(ml_dtypes.bfloat16)
+        assert got.astype(np.float32).tolist() == [1.0, -2.0]
+        assert not got.flags.writeable
+        rows = store.snapshot().vectors()
+        assert rows.dtype == got.dtype and np.shares_memory(rows, got)
+
+
+def test_bfloat16_without_ml_dtypes_is_uint16_bits(path):
+    """Where ml_dtypes cannot be imported, the same store reads as uint16 bit patterns."""
+    with quiver.open(path, 2, dtype="bfloat16") as store:
+        store.store(0, np.array([1.0, -2.0], dtype=np.float32))
+    script = (
+        "import sys; sys.modules['ml_dtypes'] = None\n"
+        "import numpy as np, quiver\n"
+        f"with quiver.open({str(path)!r}, 2, dtype='bfloat16') as s:\n"
+        "    v = s.get(0)\n"
+        "    assert v.dtype == np.uint16, v.dtype\n"
+        "    print(v.tolist())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[16256, 49152]"

@@ -11,6 +11,13 @@ import quiver
 
 DTYPES = ["float32", "float64", "float16", "uint8", "int8", "bfloat16"]
 
+try:
+    import ml_dtypes
+
+    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # bfloat16 arrays are then their uint16 bit patterns
+    BFLOAT16 = np.dtype(np.uint16)
+
 
 def sample(dtype: str, n: int, dim: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -36,7 +43,7 @@ def test_every_dtype_round_trips_across_reopen(path, dtype):
         assert len(store) == 21
         for i in range(20):
             got = store.get(100 + i)
-            assert got.dtype == (np.uint16 if dtype == "bfloat16" else np.dtype(dtype))
+            assert got.dtype == (BFLOAT16 if dtype == "bfloat16" else np.dtype(dtype))
             assert got.tobytes() == data[i].tobytes()
         assert store.get(7).tobytes() == data[0].tobytes()
 

@@ -63,6 +63,8 @@ def export_npy(
     )
     if n:
         vectors = snapshot.vectors()
+        if store.dtype == "bfloat16":
+            vectors = vectors.view(np.uint16)  # ml_dtypes' bfloat16 views
         rows = max(1, BATCH_BYTES // max(1, out.itemsize * store.dim))
         for start in range(0, n, rows):
             out[start : start + rows] = vectors[slots[start : start + rows]]

@@ -207,8 +207,8 @@ class Reader:
     ) -> bool: ...
 
 @final
-class ArrayView:
-    """Internal: the read-only buffer exporter behind every array Quiver
-    returns (it owns the snapshot or result the bytes belong to)."""
+class SnapshotPin:
+    """Internal: the base object of every array over a snapshot's bytes (it
+    keeps the snapshot, and so the mapped records, alive)."""
 
-__all__ = ["open", "open_reader", "Store", "Reader", "Snapshot", "ArrayView", "NO_ID", "MAX_DIMENSION"]
+__all__ = ["open", "open_reader", "Store", "Reader", "Snapshot", "SnapshotPin", "NO_ID", "MAX_DIMENSION"]
