@@ -38,8 +38,28 @@ pub enum FormatError {
         /// What is wrong.
         reason: String,
     },
-    /// The file is valid but cannot go where it was asked to (a dimension or
-    /// element type the store does not hold, a layout not supported).
+    /// The file's rows have another dimension than the store's vectors.
+    #[error("{path}: the file's rows have {file} elements but the store's vectors have {store}")]
+    DimensionMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Elements per row in the file.
+        file: usize,
+        /// The store's dimension.
+        store: usize,
+    },
+    /// The file holds another element type than the store.
+    #[error("{path}: the file holds {file} elements but the store holds {store}")]
+    ElementTypeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The file's element type.
+        file: &'static str,
+        /// The store's element type.
+        store: &'static str,
+    },
+    /// The file is valid but cannot go where it was asked to (a layout or
+    /// type the format or the store does not hold).
     #[error("{path}: {reason}")]
     Unsupported {
         /// The file.

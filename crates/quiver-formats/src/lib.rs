@@ -41,14 +41,17 @@
 #[cfg(feature = "arrow")]
 mod arrow;
 mod error;
+mod ids;
 mod npy;
 mod transfer;
 mod vecs;
 
 pub use error::FormatError;
+pub use ids::WithIds;
 pub use npy::{NpyReader, NpyWriter};
 pub use transfer::{
-    ExportSummary, ImportOptions, ImportSummary, Progress, export_ids, export_snapshot, import_file, open_reader, probe,
+    ExportSummary, ImportOptions, ImportSummary, Progress, export_ids, export_snapshot, import_file, import_rows,
+    open_reader, probe,
 };
 pub use vecs::{VecsKind, VecsReader, VecsWriter};
 
@@ -90,6 +93,12 @@ impl Format {
             "parquet" => Some(Format::Parquet),
             _ => None,
         }
+    }
+
+    /// The format called `name` ([`Format::name`]'s spelling, or a file
+    /// extension [`Format::from_path`] knows), in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::from_path(std::path::Path::new(&format!("x.{name}")))
     }
 
     /// The name used on the command line.

@@ -1,7 +1,10 @@
 //! numpy's `.npy` (format versions 1.0, 2.0 and 3.0): a magic, a header
 //! that is a Python dict literal (`descr`, `fortran_order`, `shape`), then
 //! the array's bytes. Vectors are a 2-D array `(rows, dim)` in C order; a
-//! 1-D `uint64` array is an id column. Only little-endian (or
+//! 1-D `uint64` array is an id column. npy has no bfloat16: a bfloat16
+//! store travels as its bit patterns, `<u2` (what ml_dtypes'
+//! `a.view(numpy.uint16)` gives), and a `<u2` file reads as bfloat16, the
+//! one 2-byte unsigned type a store holds. Only little-endian (or
 //! byte-order-free) element types are read; a big-endian or Fortran-order
 //! array is refused with a message that says how to convert it.
 
@@ -27,6 +30,7 @@ fn descr_of(scalar: Scalar) -> Option<&'static str> {
         Scalar::Element(ElementType::F16) => "<f2",
         Scalar::Element(ElementType::U8) => "|u1",
         Scalar::Element(ElementType::I8) => "|i1",
+        Scalar::Element(ElementType::Bf16) => "<u2",
         Scalar::I32 => "<i4",
         Scalar::U64 => "<u8",
         _ => return None,
@@ -43,6 +47,7 @@ fn scalar_of(descr: &str) -> Option<Scalar> {
         ("<" | "=", "f2") => Scalar::Element(ElementType::F16),
         ("|" | "<" | "=", "u1") => Scalar::Element(ElementType::U8),
         ("|" | "<" | "=", "i1") => Scalar::Element(ElementType::I8),
+        ("<" | "=", "u2") => Scalar::Element(ElementType::Bf16),
         ("<" | "=", "i4") => Scalar::I32,
         ("<" | "=", "u8") => Scalar::U64,
         _ => return None,
@@ -334,10 +339,13 @@ mod tests {
     // big-endian one is not taken for little-endian.
     #[test]
     fn descrs_round_trip_and_big_endian_is_refused() {
-        for e in [ElementType::F32, ElementType::F64, ElementType::F16, ElementType::U8, ElementType::I8] {
+        for e in
+            [ElementType::F32, ElementType::F64, ElementType::F16, ElementType::Bf16, ElementType::U8, ElementType::I8]
+        {
             assert_eq!(descr_of(Scalar::Element(e)).and_then(scalar_of), Some(Scalar::Element(e)));
         }
+        assert_eq!(descr_of(Scalar::Element(ElementType::Bf16)), Some("<u2"));
         assert_eq!(scalar_of(">f4"), None);
-        assert_eq!(descr_of(Scalar::Element(ElementType::Bf16)), None);
+        assert_eq!(scalar_of(">u2"), None);
     }
 }

@@ -197,19 +197,33 @@ pub fn import_file<T: Element>(
     options: &ImportOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportSummary, FormatError> {
-    let mut reader = open_reader(path, format)?;
+    import_rows(store, open_reader(path, format)?, path, options, progress)
+}
+
+/// [`import_file`] from a reader already open: one from [`open_reader`]
+/// wrapped in a [`WithIds`](crate::WithIds), for example. `path` names the
+/// file in messages.
+pub fn import_rows<T: Element>(
+    store: &VectorStore<T>,
+    mut reader: Box<dyn ReadRows>,
+    path: &Path,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportSummary, FormatError> {
     let shape = reader.shape();
     if shape.element != Scalar::Element(T::TYPE) {
-        return Err(FormatError::unsupported(
-            path,
-            format!("the file holds {} elements but the store holds {}", shape.element.name(), T::TYPE.name()),
-        ));
+        return Err(FormatError::ElementTypeMismatch {
+            path: path.to_path_buf(),
+            file: shape.element.name(),
+            store: T::TYPE.name(),
+        });
     }
     if shape.dim != store.dimension() {
-        return Err(FormatError::unsupported(
-            path,
-            format!("the file's rows have {} elements but the store's vectors have {}", shape.dim, store.dimension()),
-        ));
+        return Err(FormatError::DimensionMismatch {
+            path: path.to_path_buf(),
+            file: shape.dim,
+            store: store.dimension(),
+        });
     }
     if reader.has_ids() && options.first_id != 0 {
         return Err(FormatError::unsupported(

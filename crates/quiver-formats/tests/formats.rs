@@ -9,7 +9,8 @@ use std::path::Path;
 use half::f16;
 use proptest::prelude::*;
 use quiver_formats::{
-    Format, FormatError, ImportOptions, Scalar, export_ids, export_snapshot, import_file, open_reader, probe,
+    Format, FormatError, ImportOptions, Scalar, WithIds, export_ids, export_snapshot, import_file, import_rows,
+    open_reader, probe,
 };
 use quiver_storage::{Element, VectorStore};
 
@@ -158,9 +159,10 @@ fn shape_mismatch_writes_nothing() {
     fs::write(&file, fvecs_bytes(&rows(3, 4))).expect("write");
     let wrong_dim = store::<f32>(dir.path(), "a", 5);
     let err = import_file(&wrong_dim, &file, None, &ImportOptions::default(), &mut |_| {}).expect_err("dim");
-    assert!(matches!(err, FormatError::Unsupported { .. }), "{err}");
+    assert!(matches!(err, FormatError::DimensionMismatch { file: 4, store: 5, .. }), "{err}");
     let wrong_type = store::<u8>(dir.path(), "b", 4);
     let err = import_file(&wrong_type, &file, None, &ImportOptions::default(), &mut |_| {}).expect_err("type");
+    assert!(matches!(err, FormatError::ElementTypeMismatch { file: "f32", store: "u8", .. }), "{err}");
     assert!(err.to_string().contains("f32 elements but the store holds u8"), "{err}");
     assert_eq!((wrong_dim.len(), wrong_type.len()), (0, 0));
     assert_eq!(wrong_dim.snapshot().lsn(), 0, "not even an empty batch was committed");
@@ -232,6 +234,81 @@ fn npy_by_the_definition_and_its_refusals() {
     assert_eq!(out, [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
 }
 
+// Proves a bf16 store travels through npy as `<u2` bit patterns (numpy has
+// no bfloat16) and comes back bit-exact, and that such a file goes into a
+// new bf16 store only: a store of another type refuses it.
+#[test]
+fn bf16_travels_in_npy_as_u2_bits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::<half::bf16>(dir.path(), "s", 2);
+    let rows = [[half::bf16::from_bits(0x3F80), half::bf16::from_bits(0xC000)], [half::bf16::NAN, half::bf16::MIN]];
+    s.store_batch(&[(0, &rows[0][..]), (1, &rows[1][..])]).expect("store");
+    let npy = dir.path().join("b.npy");
+    export_snapshot(&s.snapshot(), &npy, Format::Npy, .., &mut |_| {}).expect("export");
+    let bytes = fs::read(&npy).expect("read");
+    assert!(String::from_utf8_lossy(&bytes[..128]).contains("'descr': '<u2'"), "the header names <u2");
+    let copy = store::<half::bf16>(dir.path(), "copy", 2);
+    import_file(&copy, &npy, None, &ImportOptions::default(), &mut |_| {}).expect("import");
+    for (id, row) in rows.iter().enumerate() {
+        let got = copy.retrieve(id as u64).expect("row");
+        assert_eq!(
+            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            row.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+    let f16 = store::<half::f16>(dir.path(), "f16", 2);
+    let err = import_file(&f16, &npy, None, &ImportOptions::default(), &mut |_| {}).expect_err("type");
+    assert!(err.to_string().contains("bf16"), "{err}");
+    assert_eq!(f16.len(), 0);
+}
+
+// Proves a file without an id column imports under the ids of an ids file
+// beside it (the pair `export` and `export --ids-only` write), also when
+// resumed part-way, and that ids that cannot pair with the rows (another
+// count, another type, a table with its own ids) are refused with nothing
+// written.
+#[test]
+fn ids_from_beside_the_file_pair_row_for_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = store::<f32>(dir.path(), "a", 3);
+    let rows = rows(50, 3);
+    let batch: Vec<(u64, &[f32])> = rows.iter().enumerate().map(|(i, v)| (1000 + 7 * i as u64, &v[..])).collect();
+    a.store_batch(&batch).expect("batch");
+    let (vectors, ids) = (dir.path().join("v.fvecs"), dir.path().join("ids.npy"));
+    export_snapshot(&a.snapshot(), &vectors, Format::Fvecs, .., &mut |_| {}).expect("export");
+    export_ids(&a.snapshot(), &ids, ..).expect("ids");
+
+    let b = store::<f32>(dir.path(), "b", 3);
+    let paired = WithIds::from_file(open_reader(&vectors, None).expect("open"), &ids).expect("pair");
+    let options = ImportOptions::default().batch_bytes(12 * 8);
+    let first = import_rows(&b, Box::new(paired), &vectors, &options.skip_rows(20), &mut |_| {}).expect("import");
+    assert_eq!((first.rows, b.len()), (30, 30));
+    assert_eq!(b.retrieve(1000 + 7 * 20), Some(rows[20].clone()));
+    assert_eq!(b.retrieve(1000), None, "skipped rows are not stored");
+    let held: Vec<u64> = (0..50).map(|i| 1000 + 7 * i).collect();
+    let paired = WithIds::from_ids(open_reader(&vectors, None).expect("open"), held).expect("pair");
+    import_rows(&b, Box::new(paired), &vectors, &options, &mut |_| {}).expect("import");
+    assert_eq!(bits(&b), bits(&a));
+
+    let c = store::<f32>(dir.path(), "c", 3);
+    let short = WithIds::from_ids(open_reader(&vectors, None).expect("open"), vec![1, 2, 3]).err().expect("count");
+    assert!(short.to_string().contains("3 ids for a fvecs file of 50 rows"), "{short}");
+    let not_npy = WithIds::from_file(open_reader(&vectors, None).expect("open"), &vectors).err().expect("fvecs");
+    assert!(not_npy.to_string().contains("not an .npy file"), "{not_npy}");
+    let npy = dir.path().join("v.npy");
+    export_snapshot(&a.snapshot(), &npy, Format::Npy, .., &mut |_| {}).expect("npy");
+    let two_d = WithIds::from_file(open_reader(&vectors, None).expect("open"), &npy).err().expect("2-D");
+    assert!(two_d.to_string().contains("1-D uint64 .npy"), "{two_d}");
+    #[cfg(feature = "arrow")]
+    {
+        let table = dir.path().join("v.arrow");
+        export_snapshot(&a.snapshot(), &table, Format::ArrowFile, .., &mut |_| {}).expect("arrow");
+        let own = WithIds::from_ids(open_reader(&table, None).expect("open"), (0..50).collect()).err().expect("own");
+        assert!(own.to_string().contains("carries its own ids"), "{own}");
+    }
+    assert_eq!(c.len(), 0);
+}
+
 // Proves exports that cannot be done leave no file behind: a type the
 // format cannot hold, and a directory that does not exist.
 #[test]
@@ -239,11 +316,9 @@ fn failed_export_leaves_no_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = store::<half::bf16>(dir.path(), "s", 2);
     s.store(1, &[half::bf16::ONE, half::bf16::ZERO]).expect("store");
-    let npy = dir.path().join("x.npy");
-    let err = export_snapshot(&s.snapshot(), &npy, Format::Npy, .., &mut |_| {}).expect_err("bf16");
-    assert!(err.to_string().contains("numpy has no bf16"), "{err}");
     let fvecs = dir.path().join("x.fvecs");
-    assert!(export_snapshot(&s.snapshot(), &fvecs, Format::Fvecs, .., &mut |_| {}).is_err());
+    let err = export_snapshot(&s.snapshot(), &fvecs, Format::Fvecs, .., &mut |_| {}).expect_err("bf16 in fvecs");
+    assert!(err.to_string().contains("fvecs holds f32 elements"), "{err}");
     let missing = dir.path().join("no/such/dir/x.npy");
     let f = store::<f32>(dir.path(), "f", 2);
     assert!(export_snapshot(&f.snapshot(), &missing, Format::Npy, .., &mut |_| {}).is_err());
