@@ -10,7 +10,8 @@
 //! prints: it never reads a store's files itself.
 //!
 //! Exit codes: 0 on success, 1 when `verify` finds problems (or the demo
-//! reads back a wrong vector), 2 on any error.
+//! reads back a wrong vector), 2 on any error, 130 / 143 when Ctrl-C /
+//! SIGTERM stopped an import between batches.
 #![forbid(unsafe_code)]
 
 mod compact;
@@ -67,6 +68,12 @@ pub enum Outcome {
     Clean,
     /// The command ran, and found problems (exit 1).
     Problems,
+    /// A signal stopped the command cleanly, before it was done (exit
+    /// `exit_code`, 128 + the signal's number).
+    Interrupted {
+        /// The process's exit code.
+        exit_code: u8,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(Outcome::Interrupted { exit_code }) => ExitCode::from(exit_code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

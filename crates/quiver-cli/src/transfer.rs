@@ -4,17 +4,23 @@
 //!
 //! An import creates the store when it is missing (dimension and element
 //! type from the file) and refuses a file whose shape is not the store's
-//! before writing anything. An export reads a snapshot of a read-only
+//! before writing anything. Ctrl-C or SIGTERM stops it between batches:
+//! what was stored is flushed, the resume flags are printed, and the exit
+//! code is 128 + the signal. An export reads a snapshot of a read-only
 //! follower, so it is consistent while a writer keeps writing.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use quiver::{Durability, Element, ElementType, StoreOptions, bf16, f16};
-use quiver_formats::{Format, FormatError, ImportOptions, Progress, Scalar};
+use quiver_formats::{Format, FormatError, ImportOptions, ImportSummary, Progress, Scalar};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{SigId, flag};
 
 use crate::Outcome;
 use crate::units::count;
@@ -148,27 +154,82 @@ pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
         }
     }
     match element {
-        ElementType::F32 => import::<f32>(args, format, shape.dim),
-        ElementType::F64 => import::<f64>(args, format, shape.dim),
-        ElementType::U8 => import::<u8>(args, format, shape.dim),
-        ElementType::I8 => import::<i8>(args, format, shape.dim),
-        ElementType::F16 => import::<f16>(args, format, shape.dim),
-        ElementType::Bf16 => import::<bf16>(args, format, shape.dim),
+        ElementType::F32 => import::<f32>(args, format, shape.dim, shape.format),
+        ElementType::F64 => import::<f64>(args, format, shape.dim, shape.format),
+        ElementType::U8 => import::<u8>(args, format, shape.dim, shape.format),
+        ElementType::I8 => import::<i8>(args, format, shape.dim, shape.format),
+        ElementType::F16 => import::<f16>(args, format, shape.dim, shape.format),
+        ElementType::Bf16 => import::<bf16>(args, format, shape.dim, shape.format),
         other => bail!("this build of quiver cannot hold {} elements", other.name()),
     }
 }
 
-fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize) -> Result<Outcome> {
+/// Ctrl-C (SIGINT) and SIGTERM caught for the length of an import: the
+/// first raises the import's cancel flag (it stops before its next batch);
+/// a second, once the flag is up, ends the process at once by the signal's
+/// default action, which keeps whole batches as `kill -9` does.
+struct Interrupts {
+    cancel: Arc<AtomicBool>,
+    signal: Arc<AtomicUsize>,
+    registered: Vec<SigId>,
+}
+
+impl Interrupts {
+    fn catch() -> Result<Self> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicUsize::new(0));
+        let mut registered = Vec::new();
+        for sig in [SIGINT, SIGTERM] {
+            // Handlers run in registration order: the conditional default
+            // sees the flag as the previous signal left it.
+            registered.push(flag::register_conditional_default(sig, Arc::clone(&cancel)).context("catching signals")?);
+            registered.push(flag::register_usize(sig, Arc::clone(&signal), sig as usize).context("catching signals")?);
+            registered.push(flag::register(sig, Arc::clone(&cancel)).context("catching signals")?);
+        }
+        Ok(Self { cancel, signal, registered })
+    }
+
+    /// The signal that raised the flag, its name and the conventional exit
+    /// code (128 + its number).
+    fn caught(&self) -> (&'static str, u8) {
+        match self.signal.load(Ordering::Relaxed) {
+            n if n == SIGTERM as usize => ("SIGTERM", 128 + SIGTERM as u8),
+            _ => ("SIGINT", 128 + SIGINT as u8),
+        }
+    }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        for id in self.registered.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// The flags that resume an import whose file rows before `next_row` are
+/// stored: files with their own ids need only the skip.
+fn resume_flags(args: &ImportArgs, format: Format, next_row: u64) -> String {
+    if format.has_ids() {
+        format!("--skip-rows {next_row}")
+    } else {
+        format!("--skip-rows {next_row} --first-id {}", args.first_id)
+    }
+}
+
+fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize, file_format: Format) -> Result<Outcome> {
     let durability = match args.durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Buffered => Durability::Buffered,
         DurabilityArg::Deferred => Durability::Deferred,
     };
+    let interrupts = Interrupts::catch()?;
     let store = StoreOptions::new(dim).durability(durability).open::<T>(&args.dir)?;
     let options = ImportOptions::default()
         .first_id(args.first_id)
         .skip_rows(args.skip_rows)
-        .batch_bytes(args.batch_mib.max(1) << 20);
+        .batch_bytes(args.batch_mib.max(1) << 20)
+        .cancel_flag(Arc::clone(&interrupts.cancel));
     let progress = bar(None, "importing");
     let mut stored = 0u64;
     let started = Instant::now();
@@ -180,34 +241,33 @@ fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize) -> 
         stored = p.rows_done;
     });
     progress.finish_and_clear();
-    let summary = match result {
-        Ok(summary) => summary,
+    let (summary, interrupted) = match result {
+        Ok(summary) => (summary, false),
+        Err(FormatError::Cancelled { stored, .. }) => (stored, true),
         Err(e) => {
             // Whole batches only: the rows reported stored are in the store.
-            let resume = args.skip_rows + stored;
-            let hint = format!(
-                "{} rows were stored in whole batches before this; resume with --skip-rows {resume} --first-id {}",
-                count(stored),
-                args.first_id
-            );
+            let resume = resume_flags(args, file_format, args.skip_rows + stored);
+            let hint = format!("{} rows were stored in whole batches before this; resume with {resume}", count(stored));
             return Err(anyhow::Error::new(e).context(hint));
         }
     };
     store.close().context("closing the store after the import")?;
     let seconds = started.elapsed().as_secs_f64();
-    let rate = summary.rows as f64 / seconds.max(1e-9);
+    let next_row = args.skip_rows + summary.rows;
     if args.json {
-        crate::json::print(&ImportJson {
-            rows: summary.rows,
-            first_id: args.first_id + args.skip_rows,
-            end_id: summary.end_id,
-            dimension: dim,
-            element: T::TYPE.name(),
-            bytes_read: summary.bytes_read,
-            seconds,
-            vectors_per_second: crate::json::finite(rate),
-        })?;
-    } else {
+        print_json::<T>(args, &summary, dim, seconds, interrupted, next_row)?;
+    }
+    if interrupted {
+        let (name, exit_code) = interrupts.caught();
+        eprintln!(
+            "interrupted by {name}: {} rows were stored in whole batches and are durable; resume with {} (and the same other arguments)",
+            count(summary.rows),
+            resume_flags(args, file_format, next_row)
+        );
+        return Ok(Outcome::Interrupted { exit_code });
+    }
+    if !args.json {
+        let rate = summary.rows as f64 / seconds.max(1e-9);
         println!(
             "imported {} vectors of {dim} {} (ids {}..{}) into {} in {seconds:.2} s ({} vectors/s), durable",
             count(summary.rows),
@@ -221,6 +281,28 @@ fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize) -> 
     Ok(Outcome::Clean)
 }
 
+fn print_json<T: Element>(
+    args: &ImportArgs,
+    summary: &ImportSummary,
+    dim: usize,
+    seconds: f64,
+    interrupted: bool,
+    next_row: u64,
+) -> Result<()> {
+    crate::json::print(&ImportJson {
+        rows: summary.rows,
+        first_id: args.first_id + args.skip_rows,
+        end_id: summary.end_id,
+        dimension: dim,
+        element: T::TYPE.name(),
+        bytes_read: summary.bytes_read,
+        seconds,
+        vectors_per_second: crate::json::finite(summary.rows as f64 / seconds.max(1e-9)),
+        interrupted,
+        next_row,
+    })
+}
+
 /// `quiver import --json` (docs/CLI.md, "import").
 #[derive(serde::Serialize)]
 struct ImportJson {
@@ -232,6 +314,8 @@ struct ImportJson {
     bytes_read: u64,
     seconds: f64,
     vectors_per_second: Option<f64>,
+    interrupted: bool,
+    next_row: u64,
 }
 
 /// `quiver export --json` (docs/CLI.md, "export").

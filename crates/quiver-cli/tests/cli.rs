@@ -1,6 +1,7 @@
 //! End-to-end tests of the `quiver` binary: demo, info (table and JSON),
 //! verify on a clean store, on a damaged one, and on a directory that is not
-//! a store; search, export and import beside an open writer. They run the
+//! a store; search, export and import beside an open writer; an import
+//! stopped by Ctrl-C or killed with SIGKILL, then resumed. They run the
 //! built binary, as a user would.
 
 use std::fs::OpenOptions;
@@ -308,6 +309,178 @@ fn demo_refuses_a_foreign_directory() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(Path::new(&keep)).expect("still there"), "precious");
+}
+
+/// Rows of the interrupted-import tests: 256 f32 each (1 KiB), so a
+/// `--batch-mib 1` batch is [`BATCH_ROWS`] rows and the file is 32 batches.
+const DIM: usize = 256;
+const ROWS: u64 = 32 * BATCH_ROWS;
+const BATCH_ROWS: u64 = 1024;
+
+/// The bits of element `j` of file row `row`: every 32-bit pattern is
+/// possible (NaN payloads, infinities, subnormals), so a lossy copy shows.
+fn element_bits(row: u64, j: usize) -> u32 {
+    let mut x = (row * DIM as u64 + j as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)) as u32
+}
+
+/// Writes the [`ROWS`]-row fvecs file the interrupted-import tests import.
+fn write_big_fvecs(path: &Path) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create the fvecs file"));
+    for row in 0..ROWS {
+        out.write_all(&(DIM as i32).to_le_bytes()).expect("write");
+        for j in 0..DIM {
+            out.write_all(&element_bits(row, j).to_le_bytes()).expect("write");
+        }
+    }
+    out.flush().expect("flush");
+}
+
+/// Reopens the store at `dir` and requires it to hold exactly file rows
+/// `0..rows` under ids `first_id + row`, bit for bit.
+fn assert_rows_stored(dir: &Path, first_id: u64, rows: u64) {
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(dir, DIM).expect("reopen the store");
+    let snapshot = store.snapshot();
+    let mut expected_row = 0u64;
+    for (id, v) in snapshot.range(..) {
+        assert_eq!(id, first_id + expected_row, "ids are not first_id + 0..{rows} with none missing");
+        let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
+        let want: Vec<u32> = (0..DIM).map(|j| element_bits(expected_row, j)).collect();
+        assert!(bits == want, "id {id} (file row {expected_row}) is not bit-exact");
+        expected_row += 1;
+    }
+    assert_eq!(expected_row, rows, "the store holds {expected_row} rows, not {rows}");
+    store.close().expect("close");
+}
+
+/// `kill -<signal> <pid>` (std can only send SIGKILL).
+fn send(signal: &str, child: &std::process::Child) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().expect("run kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Follows the store a running import writes (read-only, beside it) until
+/// it holds a row or the import has exited; returns the follower.
+fn follow_until_rows(dir: &Path, child: &mut std::process::Child) -> Option<quiver::VectorReader<f32>> {
+    let started = std::time::Instant::now();
+    let mut reader: Option<quiver::VectorReader<f32>> = None;
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if child.try_wait().expect("try_wait").is_some() {
+            return reader;
+        }
+        match &reader {
+            None => reader = quiver::StoreOptions::new(DIM).open_reader(dir).ok(),
+            Some(r) => {
+                r.refresh().expect("refresh the follower");
+                if !r.is_empty() {
+                    return reader;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("the import stored nothing in two minutes");
+}
+
+// Proves Ctrl-C stops an import between batches: the process is frozen
+// (SIGSTOP) once the store holds rows, the follower's count is read, SIGINT
+// is sent and the process resumed. Unless the frozen import had already
+// stored every row, it must exit 130 with the import JSON marked
+// interrupted and the resume flags on stderr; the store then holds exactly a
+// whole number of batches (at least what the follower saw) under the right
+// ids, bit-exact, and the printed resume flags complete the file.
+#[test]
+fn ctrl_c_stops_an_import_between_batches_and_the_resume_flags_complete_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("big.fvecs");
+    write_big_fvecs(&file);
+    let dir = tmp.path().join("store");
+    let (d, f) = (dir.to_str().expect("utf-8"), file.to_str().expect("utf-8"));
+    let first_id = 1000u64;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["import", d, f, "--batch-mib", "1", "--first-id", "1000", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn quiver import");
+
+    let follower = follow_until_rows(&dir, &mut child);
+    let running = child.try_wait().expect("try_wait").is_none();
+    let mut seen = 0u64;
+    if running {
+        send("STOP", &child);
+        if let Some(r) = &follower {
+            r.refresh().expect("refresh");
+            seen = r.len() as u64;
+        }
+        send("INT", &child);
+        send("CONT", &child);
+    }
+    drop(follower);
+    let out = child.wait_with_output().expect("wait for the import");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("signal sent: {running}; rows seen before it: {seen}; {}", text(&out));
+
+    if out.status.code() == Some(0) {
+        assert!(!running || seen == ROWS, "the import finished although it was stopped at {seen} of {ROWS} rows");
+        assert_rows_stored(&dir, first_id, ROWS);
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let value = json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    json::assert_documented(&value, "import");
+    let stored = value["rows"].as_u64().expect("rows");
+    assert_eq!((value["interrupted"].as_bool(), value["next_row"].as_u64()), (Some(true), Some(stored)));
+    assert_eq!(value["end_id"].as_u64(), Some(first_id + stored));
+    assert!(stored.is_multiple_of(BATCH_ROWS) && stored >= seen && stored < ROWS, "{stored} rows stored");
+    let resume = format!("resume with --skip-rows {stored} --first-id {first_id}");
+    assert!(err.contains("interrupted by SIGINT") && err.contains(&resume), "stderr lacks {resume:?}:\n{err}");
+    assert_rows_stored(&dir, first_id, stored);
+
+    let flags: Vec<&str> = err.split("resume with ").nth(1).expect("flags").split_whitespace().take(4).collect();
+    let mut args = vec!["import", d, f, "--batch-mib", "1"];
+    args.extend(&flags);
+    let out = quiver(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_rows_stored(&dir, first_id, ROWS);
+}
+
+// Proves kill -9 of a running import leaves whole batches: reopening the
+// store finds the ids 0..n of file rows 0..n, bit-exact, with n a multiple
+// of the batch rows (or the whole file), whatever moment the kill landed;
+// rerunning with --skip-rows n (the store's count) completes the file.
+#[test]
+fn kill_9_of_an_import_leaves_whole_batches_and_skip_rows_completes_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("big.fvecs");
+    write_big_fvecs(&file);
+    let dir = tmp.path().join("store");
+    let (d, f) = (dir.to_str().expect("utf-8"), file.to_str().expect("utf-8"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["import", d, f, "--batch-mib", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn quiver import");
+    drop(follow_until_rows(&dir, &mut child));
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+
+    let info = quiver(&["info", d, "--json"]);
+    assert_eq!(info.status.code(), Some(0), "{}", text(&info));
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(&dir, DIM).expect("reopen after kill -9");
+    let n = store.len() as u64;
+    store.close().expect("close");
+    eprintln!("killed ({status}) with {n} of {ROWS} rows stored");
+    assert!(n.is_multiple_of(BATCH_ROWS) || n == ROWS, "{n} rows is not a whole number of batches");
+    assert_rows_stored(&dir, 0, n);
+
+    let out = quiver(&["import", d, f, "--batch-mib", "1", "--skip-rows", &n.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_rows_stored(&dir, 0, ROWS);
 }
 
 /// A minimal JSON syntax checker (RFC 8259), so the test needs no JSON crate.

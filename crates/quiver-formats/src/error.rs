@@ -67,6 +67,25 @@ pub enum FormatError {
         /// Why.
         reason: String,
     },
+    /// An import stopped because its [cancel
+    /// flag](crate::ImportOptions::cancel_flag) was raised. Every row before
+    /// `next_row` is stored (in whole batches, flushed when the import
+    /// flushes) and none after it: resume with
+    /// [`skip_rows(next_row)`](crate::ImportOptions::skip_rows) and the same
+    /// first id.
+    #[error(
+        "importing {path} was cancelled after {rows} rows were stored in whole batches; rows from {next_row} on were not imported",
+        rows = .stored.rows
+    )]
+    Cancelled {
+        /// The file.
+        path: PathBuf,
+        /// What the import did before it stopped.
+        stored: crate::ImportSummary,
+        /// The first file row not stored (the skip given plus the rows
+        /// stored): the `skip_rows` that resumes the import.
+        next_row: u64,
+    },
     /// The store refused an operation.
     #[error(transparent)]
     Store(#[from] quiver_storage::Error),

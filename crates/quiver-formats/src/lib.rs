@@ -32,6 +32,15 @@
 //!   offset, and nothing of the batch holding it is written. Rows map to ids
 //!   `first_id + row`, so rerunning an interrupted import (or resuming it
 //!   with [`ImportOptions::skip_rows`]) writes the same vectors again.
+//! - **Cancellable between batches.** With
+//!   [`ImportOptions::cancel_flag`] raised (say, by a Ctrl-C handler) an
+//!   import stores no further batch, flushes what it stored, and returns
+//!   [`FormatError::Cancelled`] with the row to resume from. A process
+//!   killed outright (`kill -9`) keeps whole batches too: each is one
+//!   atomic `store_batch`, committed in file order, so the store holds the
+//!   rows of a prefix of whole batches. For an import begun on an empty
+//!   store at row 0 (and, for tables, distinct ids) the store's count after
+//!   reopening is the `skip_rows` that resumes it.
 //! - **Atomic files.** An export writes `<file>.tmp`, syncs it and renames
 //!   it over `<file>`: a failed or interrupted export leaves no half file.
 //! - **Bit-exact.** Elements are copied as their bytes; a round trip gives
@@ -99,6 +108,12 @@ impl Format {
     /// extension [`Format::from_path`] knows), in any case.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::from_path(std::path::Path::new(&format!("x.{name}")))
+    }
+
+    /// Whether the format's rows carry their own ids (the Arrow and Parquet
+    /// tables' `id` column); rows of the others get `first_id + row`.
+    pub fn has_ids(self) -> bool {
+        matches!(self, Format::ArrowFile | Format::ArrowStream | Format::Parquet)
     }
 
     /// The name used on the command line.

@@ -6,6 +6,8 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use quiver_storage::{Element, Snapshot, VectorStore};
 
@@ -112,8 +114,8 @@ pub fn probe(path: &Path, format: Option<Format>) -> Result<FileShape, FormatErr
     Ok(open_reader(path, format)?.shape())
 }
 
-/// How [`import_file`] maps rows to ids and batches them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How [`import_file`] maps rows to ids, batches them, and when it stops.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ImportOptions {
     /// The id of the file's row 0 (row `r` gets `first_id + r`), for the
@@ -127,12 +129,16 @@ pub struct ImportOptions {
     /// Whether the import ends with `flush`, making every row durable
     /// against power loss.
     pub flush: bool,
+    /// When set (by a signal handler, another thread), the import stops
+    /// before storing its next batch; see [`ImportOptions::cancel_flag`].
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ImportOptions {
-    /// Ids from 0, no skip, 16 MiB batches, flushed at the end.
+    /// Ids from 0, no skip, 16 MiB batches, flushed at the end, no cancel
+    /// flag.
     fn default() -> Self {
-        Self { first_id: 0, skip_rows: 0, batch_bytes: 16 << 20, flush: true }
+        Self { first_id: 0, skip_rows: 0, batch_bytes: 16 << 20, flush: true, cancel: None }
     }
 }
 
@@ -159,6 +165,23 @@ impl ImportOptions {
     pub fn flush(mut self, flush: bool) -> Self {
         self.flush = flush;
         self
+    }
+
+    /// Checks `flag` between batches: once it is `true`, the import stores
+    /// no further batch, flushes what it stored (when [`flush`](Self::flush)
+    /// is on) and returns [`FormatError::Cancelled`] saying where to resume.
+    /// A batch is never cut: the flag is read after a batch is read and
+    /// before it is stored, so a flag raised after the last batch is stored
+    /// lets the import finish.
+    pub fn cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        // Relaxed is enough: the flag carries no data, and the import only
+        // needs to see it eventually (at the next batch).
+        self.cancel.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 }
 
@@ -189,7 +212,9 @@ pub struct ImportSummary {
 /// Stores every row of `path` in `store`, row `r` under id
 /// `options.first_id + r`, in atomic batches; see the crate docs for what
 /// is promised. The file's dimension and element type must be the store's:
-/// otherwise nothing is written.
+/// otherwise nothing is written. With a [cancel
+/// flag](ImportOptions::cancel_flag) raised, it stops between batches with
+/// [`FormatError::Cancelled`].
 pub fn import_file<T: Element>(
     store: &VectorStore<T>,
     path: &Path,
@@ -250,9 +275,24 @@ pub fn import_rows<T: Element>(
     let own_ids = reader.has_ids();
     let (mut done, mut next_id) = (0u64, options.first_id + options.skip_rows);
     loop {
+        let offset_before = reader.offset_bytes();
         let rows = reader.read_rows(batch_rows, bytemuck::cast_slice_mut(&mut buf), &mut ids)?;
         if rows == 0 {
             break;
+        }
+        if options.cancelled() {
+            // What was stored is whole batches; make it as durable as a
+            // finished import would be before saying where to resume.
+            if options.flush {
+                store.flush()?;
+            }
+            // The batch just read is not stored: the bytes consumed end before it.
+            let stored = ImportSummary { rows: done, shape, end_id: next_id, bytes_read: offset_before };
+            return Err(FormatError::Cancelled {
+                path: path.to_path_buf(),
+                stored,
+                next_row: options.skip_rows + done,
+            });
         }
         let rows_of = buf[..rows * shape.dim].chunks_exact(shape.dim);
         let batch: Vec<(u64, &[T])> = if own_ids {

@@ -183,6 +183,69 @@ fn skip_rows_resumes_with_the_same_ids() {
     assert_eq!(s.retrieve(14), Some(data[9].clone()));
 }
 
+// Proves a raised cancel flag stops an import between batches: the rows of
+// the batches stored before it are there under their ids and nothing after,
+// the error says which row resumes it, resuming from there (with the same
+// first id) completes the file bit-exact, a flag raised before the first
+// batch stores nothing, and one raised after the last batch lets the import
+// finish.
+#[test]
+fn cancel_flag_stops_between_batches_and_says_where_to_resume() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = rows(35, 4);
+    let file = dir.path().join("in.fvecs");
+    fs::write(&file, fvecs_bytes(&data)).expect("write");
+    let ten_rows = ImportOptions::default().batch_bytes(10 * 16).first_id(3);
+
+    let s = store::<f32>(dir.path(), "s", 4);
+    let flag = Arc::new(AtomicBool::new(false));
+    let options = ten_rows.clone().skip_rows(5).cancel_flag(Arc::clone(&flag));
+    let err = import_file(&s, &file, None, &options, &mut |p| {
+        if p.rows_done == 20 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    })
+    .expect_err("cancelled");
+    assert!(
+        matches!(err, FormatError::Cancelled { ref stored, next_row: 25, .. } if (stored.rows, stored.end_id) == (20, 28)),
+        "expected Cancelled after 20 rows (resume at row 25), got {err}"
+    );
+    let mut ids = s.ids();
+    ids.sort_unstable();
+    assert_eq!(ids, (8..28).collect::<Vec<u64>>(), "rows 5..25 under ids first_id + row, nothing else");
+
+    let resumed = import_file(&s, &file, None, &ten_rows.clone().skip_rows(25), &mut |_| {}).expect("resume");
+    assert_eq!((resumed.rows, resumed.end_id), (10, 38));
+    for (row, v) in data.iter().enumerate().skip(5) {
+        assert_eq!(
+            s.retrieve(3 + row as u64).map(|r| bytemuck::cast_slice::<f32, u8>(&r).to_vec()),
+            Some(bytemuck::cast_slice::<f32, u8>(v).to_vec()),
+            "row {row}"
+        );
+    }
+    assert_eq!(s.len(), 30);
+
+    let early = store::<f32>(dir.path(), "early", 4);
+    let raised = ten_rows.clone().cancel_flag(Arc::new(AtomicBool::new(true)));
+    let err = import_file(&early, &file, None, &raised, &mut |_| {}).expect_err("cancelled before any batch");
+    assert!(matches!(err, FormatError::Cancelled { ref stored, next_row: 0, .. } if stored.rows == 0), "{err}");
+    assert_eq!(early.len(), 0);
+
+    let late = store::<f32>(dir.path(), "late", 4);
+    let flag = Arc::new(AtomicBool::new(false));
+    let options = ten_rows.cancel_flag(Arc::clone(&flag));
+    let done = import_file(&late, &file, None, &options, &mut |p| {
+        if p.rows_done == 35 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    })
+    .expect("a flag raised after the last batch does not cut the import");
+    assert_eq!((done.rows, late.len()), (35, 35));
+}
+
 /// An `.npy` file built by the format's definition: magic, version 1.0,
 /// the header dict padded to 64 bytes, then `data`.
 fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
@@ -281,7 +344,8 @@ fn ids_from_beside_the_file_pair_row_for_row() {
     let b = store::<f32>(dir.path(), "b", 3);
     let paired = WithIds::from_file(open_reader(&vectors, None).expect("open"), &ids).expect("pair");
     let options = ImportOptions::default().batch_bytes(12 * 8);
-    let first = import_rows(&b, Box::new(paired), &vectors, &options.skip_rows(20), &mut |_| {}).expect("import");
+    let first =
+        import_rows(&b, Box::new(paired), &vectors, &options.clone().skip_rows(20), &mut |_| {}).expect("import");
     assert_eq!((first.rows, b.len()), (30, 30));
     assert_eq!(b.retrieve(1000 + 7 * 20), Some(rows[20].clone()));
     assert_eq!(b.retrieve(1000), None, "skipped rows are not stored");
