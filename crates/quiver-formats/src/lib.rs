@@ -45,6 +45,32 @@
 //!   it over `<file>`: a failed or interrupted export leaves no half file.
 //! - **Bit-exact.** Elements are copied as their bytes; a round trip gives
 //!   back the same bits for every element type the format holds.
+//!
+//! # HDF5 (ann-benchmarks): not read, and why
+//!
+//! ann-benchmarks ships its data sets as HDF5 files (`train`, `test`:
+//! 2-D float arrays; `neighbors`, `distances`). This crate does not read
+//! them; convert with h5py to `.npy` (docs/CLI.md, "HDF5"). As found on
+//! 2026-12-04:
+//!
+//! - `hdf5` (aldanor/hdf5-rust) last released 0.8.1 on 2021-11-21: not
+//!   kept up. Its fork `hdf5-metno` is (0.14.1 2026-08-12, 0.15.0
+//!   2026-09-18, 0.15.1 2026-10-26; `hdf5-metno-sys` 0.12.5).
+//! - Both bind the C library. By default the build script looks for a
+//!   system libhdf5 (pkg-config or `HDF5_DIR`; Debian `libhdf5-dev`); on
+//!   this machine `cargo build` with `hdf5-metno` 0.15.1 fails with "Unable
+//!   to locate HDF5 root directory and/or headers". Its `static` feature
+//!   builds the bundled C sources (`hdf5-metno-src` 0.10.4, HDF5 2.2.0)
+//!   with CMake (3.26 or newer), and fails here for want of `cmake`.
+//! - HDF5 C is not thread-safe unless built so (the `static` build turns
+//!   that off): the crate serialises every call through one process-wide
+//!   reentrant lock.
+//!
+//! So HDF5 would need system packages for every build of the feature, and
+//! bring a C library and its FFI into a crate that forbids `unsafe`, for a
+//! format whose float arrays h5py converts to `.npy` in a few lines, in
+//! chunks and bit-exact. If a pure-Rust HDF5 reader matures, this is worth
+//! revisiting.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "arrow")]
