@@ -86,6 +86,14 @@ pub enum FormatError {
         /// stored): the `skip_rows` that resumes the import.
         next_row: u64,
     },
+    /// An export stopped because its cancel flag was raised
+    /// ([`export_snapshot_with`](crate::export_snapshot_with)); no file was
+    /// written.
+    #[error("exporting to {path} was cancelled; no file was written")]
+    ExportCancelled {
+        /// The file that was not written.
+        path: PathBuf,
+    },
     /// The store refused an operation.
     #[error(transparent)]
     Store(#[from] quiver_storage::Error),

@@ -85,8 +85,8 @@ pub use error::FormatError;
 pub use ids::WithIds;
 pub use npy::{NpyReader, NpyWriter};
 pub use transfer::{
-    ExportSummary, ImportOptions, ImportSummary, Progress, export_ids, export_snapshot, import_file, import_rows,
-    open_reader, probe,
+    ExportSummary, ImportOptions, ImportSummary, Progress, export_ids, export_snapshot, export_snapshot_with,
+    import_file, import_rows, open_reader, probe,
 };
 pub use vecs::{VecsKind, VecsReader, VecsWriter};
 

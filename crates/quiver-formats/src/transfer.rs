@@ -357,6 +357,21 @@ pub fn export_snapshot<T: Element>(
     ids: impl RangeBounds<u64>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ExportSummary, FormatError> {
+    export_snapshot_with(snapshot, path, format, ids, None, progress)
+}
+
+/// [`export_snapshot`] that stops once `cancel` is set (it is read after
+/// every write of about 1 MiB), with [`FormatError::ExportCancelled`] and
+/// no file at `path`.
+pub fn export_snapshot_with<T: Element>(
+    snapshot: &Snapshot<T>,
+    path: &Path,
+    format: Format,
+    ids: impl RangeBounds<u64>,
+    cancel: Option<&AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ExportSummary, FormatError> {
+    let cancelled = || cancel.is_some_and(|flag| flag.load(Ordering::Relaxed));
     let range = snapshot.range(ids);
     let rows = range.len() as u64;
     let dim = snapshot.dim();
@@ -374,6 +389,10 @@ pub fn export_snapshot<T: Element>(
             buf.clear();
             ids.clear();
             progress(Progress { rows_done: done, rows_total: Some(rows) });
+            if cancelled() {
+                // Dropping the writer removes its temporary file.
+                return Err(FormatError::ExportCancelled { path: path.to_path_buf() });
+            }
         }
     }
     writer.write_rows(&ids, &buf)?;

@@ -373,6 +373,34 @@ fn ids_from_beside_the_file_pair_row_for_row() {
     assert_eq!(c.len(), 0);
 }
 
+// Proves a cancelled export stops at the next write and leaves neither the
+// file nor its temporary behind, in every format.
+#[test]
+fn cancelled_export_leaves_no_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::<f32>(dir.path(), "s", 256);
+    fill(&s, &rows(3000, 256));
+    let mut formats = vec![(Format::Fvecs, "fvecs"), (Format::Npy, "npy")];
+    if cfg!(feature = "parquet") {
+        formats.extend([(Format::ArrowFile, "arrow"), (Format::ArrowStream, "arrows"), (Format::Parquet, "parquet")]);
+    }
+    for (format, ext) in formats {
+        let flag = std::sync::atomic::AtomicBool::new(false);
+        let file = dir.path().join(format!("out.{ext}"));
+        let mut calls = 0;
+        let err = quiver_formats::export_snapshot_with(&s.snapshot(), &file, format, .., Some(&flag), &mut |p| {
+            calls += 1;
+            assert!(p.rows_done < 3000, "cancelled before the end");
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+        .expect_err("cancelled");
+        assert!(matches!(err, FormatError::ExportCancelled { .. }), "{err}");
+        assert_eq!(calls, 1, "{ext}: stopped at the first check after the flag");
+    }
+    let left: Vec<_> = fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(left, ["s"], "files left behind");
+}
+
 // Proves exports that cannot be done leave no file behind: a type the
 // format cannot hold, and a directory that does not exist.
 #[test]

@@ -46,6 +46,11 @@ pub(crate) fn raise(class: &'static str, message: String) -> PyErr {
     make(class, None, message)
 }
 
+/// `quiver.<class>(errno, message)`: an `OSError` subclass with its errno.
+pub(crate) fn raise_os(class: &'static str, errno: i32, message: String) -> PyErr {
+    make(class, Some(errno), message)
+}
+
 /// `quiver.<class>(message)`, or `quiver.<class>(errno, message)`.
 fn make(class: &'static str, errno: Option<i32>, message: String) -> PyErr {
     Python::attach(|py| {

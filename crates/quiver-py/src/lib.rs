@@ -19,6 +19,7 @@ mod cache;
 mod convert;
 mod dtype;
 mod errors;
+mod formats;
 mod metrics;
 mod options;
 mod reader;

@@ -1,6 +1,8 @@
 //! `quiver.Snapshot`: an immutable read view of a store or follower, with
 //! zero-copy vectors, every slot as one strided array, and exact search.
 
+use std::path::PathBuf;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
@@ -9,6 +11,7 @@ use quiver::{Metric, Search, SearchOptions};
 use crate::convert::{Ids, Shape, Vectors, owned, owned_rows};
 use crate::dtype::{DType, PyElement, dispatch, typed_enum};
 use crate::errors;
+use crate::formats;
 use crate::view;
 
 typed_enum!(
@@ -45,6 +48,28 @@ impl AnySnapshot {
     /// or `None`.
     pub(crate) fn get<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Option<Bound<'py, PyAny>>> {
         dispatch!(AnySnapshot, self, s, _T => s.get(id).map(|v| view::snapshot_vector(py, self, v))).transpose()
+    }
+
+    /// Writes the vectors with ids in `id_range` to `path` (see
+    /// `PySnapshot::export_file`), with the GIL released.
+    pub(crate) fn export_file(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        format: Option<&str>,
+        id_range: Option<&Bound<'_, PyAny>>,
+        ids_path: Option<PathBuf>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<u64> {
+        let format = formats::format(format)?;
+        let range = formats::id_range(id_range)?;
+        let mut callback = formats::Callback::new(progress);
+        let outcome = py.detach(|| {
+            dispatch!(AnySnapshot, self, s, _T => {
+                formats::export(s, &path, format, range, ids_path.as_deref(), &mut callback)
+            })
+        });
+        formats::finish(outcome, callback)
     }
 
     /// `[get(id) for id in ids]`.
@@ -161,6 +186,31 @@ impl PySnapshot {
     /// `[get(id) for id in ids]`: a list of read-only arrays (or `None`).
     fn get_many<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         self.inner.get_many(py, ids)
+    }
+
+    /// Writes this snapshot's vectors with ids in `id_range` (a `range` of
+    /// step 1; every id when `None`) to `path`, in id order, and returns
+    /// the count written: `.fvecs`, `.bvecs`, `.npy`, Arrow IPC (`.arrow`,
+    /// `.arrows`) or Parquet, the format named by `format` or by the
+    /// extension. Arrow and Parquet tables carry the ids; for the others,
+    /// `ids_path` writes them to a 1-D uint64 `.npy` beside the file, and
+    /// without it the ids must be the row numbers 0..n-1 (else
+    /// `quiver.InvalidArgument`). The file is written as `<path>.tmp`,
+    /// synced and renamed: it appears whole or not at all. `progress(done,
+    /// total)` is called as rows are written; an exception from it (or
+    /// Ctrl-C) stops the export and leaves no file. The GIL is released
+    /// meanwhile.
+    #[pyo3(signature = (path, format = None, *, id_range = None, ids_path = None, progress = None))]
+    fn export_file(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        format: Option<&str>,
+        id_range: Option<&Bound<'_, PyAny>>,
+        ids_path: Option<PathBuf>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<u64> {
+        self.inner.export_file(py, path, format, id_range, ids_path, progress)
     }
 
     /// Every id in the snapshot, unordered, as a new `uint64` array.

@@ -12,13 +12,15 @@ use std::path::PathBuf;
 
 use parking_lot::RwLock;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 use quiver::Durability;
+use quiver_formats::ImportOptions;
 
 use crate::cache::SnapshotCache;
 use crate::convert::{Ids, Shape, Vectors, owned};
 use crate::dtype::{DType, construct, dispatch, typed_enum};
 use crate::errors;
+use crate::formats;
 use crate::metrics;
 use crate::options;
 use crate::snapshot::{AnySnapshot, PySnapshot};
@@ -254,12 +256,60 @@ impl PyStore {
         Ok(PySnapshot { inner: self.current_snapshot()? })
     }
 
-    /// Loads the rows of the `.npy` file at `path` (shape `(n, dim)`, the
-    /// store's dtype or one that converts) as vectors: ids are
-    /// `start_id + row` unless `ids` (an integer array, or the path of an
-    /// `.npy` file of them) names one per row. The file is memory-mapped
-    /// and stored in batches of about 64 MiB, each atomic; returns the count
-    /// stored.
+    /// Stores every row of the file at `path` and returns the count stored:
+    /// `.fvecs`, `.bvecs`, `.npy` (C order), Arrow IPC (`.arrow`, `.arrows`)
+    /// or Parquet tables `id: uint64, vector: fixed_size_list<item, dim>`,
+    /// the format named by `format` or by the file's extension. The file's
+    /// dimension and element type must be the store's (else
+    /// `quiver.DimensionMismatch` / `quiver.ElementTypeMismatch`, with
+    /// nothing stored). Row `r` gets id `first_id + r`, unless the table
+    /// carries ids or `ids` gives them: an integer array with one id per
+    /// row, or the path of a 1-D uint64 `.npy` (what `export_file(...,
+    /// ids_path=...)` writes). The file is streamed in atomic batches
+    /// (`batch_bytes` of vectors each, 16 MiB by default); a damaged row
+    /// raises `quiver.MalformedFile` naming its
+    /// byte offset, with every batch before it stored. `skip_rows` resumes
+    /// an interrupted import. `progress(done, total)` is called after each
+    /// batch; an exception from it, or Ctrl-C, stops the import between
+    /// two batches. Ends with `flush()`. The GIL is released meanwhile.
+    #[pyo3(signature = (
+        path, format = None, *, ids = None, first_id = 0, skip_rows = 0, batch_bytes = 16 << 20, progress = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn import_file(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        format: Option<&str>,
+        ids: Option<&Bound<'_, PyAny>>,
+        first_id: u64,
+        skip_rows: u64,
+        batch_bytes: usize,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<u64> {
+        let format = formats::format(format)?;
+        let options = ImportOptions::default().first_id(first_id).skip_rows(skip_rows).batch_bytes(batch_bytes);
+        let ids = match ids {
+            None => formats::Ids::Rows,
+            Some(p) if p.is_instance_of::<PyString>() || p.hasattr("__fspath__")? => formats::Ids::File(p.extract()?),
+            Some(array) => formats::Ids::Held(Ids::extract(array)?.as_slice().to_vec()),
+        };
+        let mut callback = formats::Callback::new(progress);
+        let outcome = py.detach(|| {
+            let guard = self.inner.read();
+            let store = guard.as_ref().ok_or(quiver_formats::FormatError::Store(quiver::Error::Closed))?;
+            dispatch!(AnyStore, store, s, _T => {
+                formats::import(s, &path, format, ids, options, &mut callback)
+            })
+        });
+        self.cache.invalidate();
+        formats::finish(outcome, callback)
+    }
+
+    /// `import_file(path, "npy", ids=ids, first_id=start_id)` for a file of
+    /// the store's dtype; a file of another dtype that NumPy converts
+    /// safely (float64 into float32, ...) is memory-mapped and converted a
+    /// batch at a time instead. Returns the count stored.
     #[pyo3(signature = (path, ids = None, start_id = 0))]
     fn import_npy(
         slf: &Bound<'_, Self>,
@@ -271,19 +321,29 @@ impl PyStore {
         py.import("quiver._npy")?.getattr("import_npy")?.call1((slf, path, ids, start_id))?.extract()
     }
 
-    /// Writes every vector, in id order, to the `.npy` file at `path`
-    /// (shape `(len, dim)`; bfloat16 as uint16 bits). With `ids_path`, the
-    /// ids go to a companion uint64 `.npy` file; without it, the ids must
-    /// be exactly 0..len-1 (row numbers), else `ValueError`. Returns the
-    /// count written.
+    /// Writes the vectors with ids in `id_range` (a `range`; every id when
+    /// `None`) to `path`, in id order, and returns the count written; see
+    /// `Snapshot.export_file`. Exports the snapshot taken now: writes that
+    /// follow do not change the file.
+    #[pyo3(signature = (path, format = None, *, id_range = None, ids_path = None, progress = None))]
+    fn export_file(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        format: Option<&str>,
+        id_range: Option<&Bound<'_, PyAny>>,
+        ids_path: Option<PathBuf>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<u64> {
+        self.current_snapshot()?.export_file(py, path, format, id_range, ids_path, progress)
+    }
+
+    /// `export_file(path, "npy", ids_path=ids_path)`: shape `(len, dim)`
+    /// (bfloat16 as its uint16 bit patterns). Without `ids_path`, the ids
+    /// must be exactly 0..len-1 (row numbers), else `quiver.InvalidArgument`.
     #[pyo3(signature = (path, ids_path = None))]
-    fn export_npy(
-        slf: &Bound<'_, Self>,
-        path: &Bound<'_, PyAny>,
-        ids_path: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<usize> {
-        let py = slf.py();
-        py.import("quiver._npy")?.getattr("export_npy")?.call1((slf, path, ids_path))?.extract()
+    fn export_npy(&self, py: Python<'_>, path: PathBuf, ids_path: Option<PathBuf>) -> PyResult<u64> {
+        self.current_snapshot()?.export_file(py, path, Some("npy"), None, ids_path, None)
     }
 
     /// The number of elements in every vector.

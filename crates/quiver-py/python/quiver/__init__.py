@@ -24,6 +24,7 @@ from ._errors import (
     InvalidArgument,
     IOError,
     Locked,
+    MalformedFile,
     NotAStore,
     Poisoned,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "IOError",
     "InvalidArgument",
     "Locked",
+    "MalformedFile",
     "NotAStore",
     "Poisoned",
     "Reader",

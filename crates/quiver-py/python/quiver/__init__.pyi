@@ -25,6 +25,9 @@ from ._errors import (
     Locked as Locked,
 )
 from ._errors import (
+    MalformedFile as MalformedFile,
+)
+from ._errors import (
     NotAStore as NotAStore,
 )
 from ._errors import (
@@ -63,6 +66,7 @@ __all__ = [
     "IOError",
     "InvalidArgument",
     "Locked",
+    "MalformedFile",
     "NotAStore",
     "Poisoned",
     "Reader",

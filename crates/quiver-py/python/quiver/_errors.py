@@ -24,6 +24,12 @@ class InvalidArgument(Error, ValueError):
     """An argument is out of range or exceeds a named limit; nothing changed."""
 
 
+class MalformedFile(Error, ValueError):
+    """A file being imported is truncated, torn or not what its format says;
+    the message names the byte offset (or the table row). Every batch before
+    it was stored, nothing of the batch holding it."""
+
+
 class Locked(Error):
     """Another writer (in this process or another) holds the store open.
 
@@ -62,6 +68,7 @@ for _cls in (
     DimensionMismatch,
     ElementTypeMismatch,
     InvalidArgument,
+    MalformedFile,
     Locked,
     Corrupted,
     NotAStore,

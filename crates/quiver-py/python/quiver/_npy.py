@@ -1,6 +1,7 @@
-"""``Store.import_npy`` and ``Store.export_npy``: bulk load from and dump to
-NumPy's ``.npy`` files (format versions 1 and 2, through NumPy's own reader
-and writer)."""
+"""``Store.import_npy``: an ``.npy`` file of the store's dtype goes through
+``Store.import_file`` (the Rust reader the ``quiver import`` command uses);
+one of another dtype that NumPy converts safely is memory-mapped and
+converted a batch at a time here."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ from typing import Any
 
 import numpy as np
 
-#: Rows per ``store_batch`` in an import: about 64 MiB of vectors, so a
-#: batch stays far below the 1 GiB batch limit and memory stays flat.
+#: Rows per ``store_batch`` in a converting import: about 64 MiB of
+#: vectors, so a batch stays far below the 1 GiB batch limit and memory
+#: stays flat.
 BATCH_BYTES = 64 << 20
 
 
-def _numpy_dtype(store: Any) -> np.dtype:
+def _file_dtype(store: Any) -> np.dtype:
+    """The dtype an .npy of the store's vectors has (bfloat16: its bits)."""
     return np.dtype(np.uint16 if store.dtype == "bfloat16" else store.dtype)
 
 
 def import_npy(store: Any, path: str | os.PathLike[str], ids: Any = None, start_id: int = 0) -> int:
     vectors = np.load(os.fspath(path), mmap_mode="r", allow_pickle=False)
+    if vectors.dtype == _file_dtype(store) and vectors.ndim == 2:
+        return int(store.import_file(path, "npy", ids=ids, first_id=start_id))
     if vectors.ndim != 2 or vectors.shape[1] != store.dim:
         from ._errors import DimensionMismatch
 
@@ -42,34 +47,5 @@ def import_npy(store: Any, path: str | os.PathLike[str], ids: Any = None, start_
     stored = 0
     for start in range(0, n, rows):
         stored += store.store_batch(id_array[start : start + rows], vectors[start : start + rows])
+    store.flush()
     return stored
-
-
-def export_npy(
-    store: Any, path: str | os.PathLike[str], ids_path: str | os.PathLike[str] | None = None
-) -> int:
-    snapshot = store.snapshot()
-    slots, ids = snapshot.live_slots()
-    order = np.argsort(ids, kind="stable")
-    ids, slots = ids[order], slots[order]
-    n = len(ids)
-    if ids_path is None and not np.array_equal(ids, np.arange(n, dtype=np.uint64)):
-        raise ValueError(
-            "the store's ids are not the row numbers 0..len-1; "
-            "pass ids_path= to write them beside the vectors"
-        )
-    out = np.lib.format.open_memmap(
-        os.fspath(path), mode="w+", dtype=_numpy_dtype(store), shape=(n, store.dim)
-    )
-    if n:
-        vectors = snapshot.vectors()
-        if store.dtype == "bfloat16":
-            vectors = vectors.view(np.uint16)  # ml_dtypes' bfloat16 views
-        rows = max(1, BATCH_BYTES // max(1, out.itemsize * store.dim))
-        for start in range(0, n, rows):
-            out[start : start + rows] = vectors[slots[start : start + rows]]
-    out.flush()
-    del out
-    if ids_path is not None:
-        np.save(os.fspath(ids_path), ids, allow_pickle=False)
-    return n

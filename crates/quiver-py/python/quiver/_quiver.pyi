@@ -1,6 +1,7 @@
 """Type stubs of the compiled extension `quiver._quiver` (see `quiver`)."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias, TypedDict, final
@@ -17,6 +18,8 @@ _Metric: TypeAlias = Literal["cosine", "dot", "l2"]
 _PathLike: TypeAlias = str | os.PathLike[str]
 _Ids = npt.ArrayLike
 _Vectors = npt.ArrayLike
+_Format: TypeAlias = Literal["fvecs", "bvecs", "npy", "arrow", "feather", "ipc", "arrows", "parquet"]
+_Progress: TypeAlias = Callable[[int, int | None], object]
 
 class _LatencySummary(TypedDict):
     count: int
@@ -124,6 +127,16 @@ class Snapshot:
         threads: int = 0,
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
         """Exact top-k: (ids, scores), (k',) for one query or (n, k) for a batch."""
+    def export_file(
+        self,
+        path: _PathLike,
+        format: _Format | None = None,
+        *,
+        id_range: range | None = None,
+        ids_path: _PathLike | None = None,
+        progress: _Progress | None = None,
+    ) -> int:
+        """Writes the vectors with ids in `id_range`, in id order, to a file."""
 
 @final
 class Store:
@@ -174,8 +187,30 @@ class Store:
         """Counters, byte sizes and latency summaries (seconds)."""
     def snapshot(self) -> Snapshot:
         """An immutable view of the store as it stands."""
+    def import_file(
+        self,
+        path: _PathLike,
+        format: _Format | None = None,
+        *,
+        ids: _Ids | _PathLike | None = None,
+        first_id: int = 0,
+        skip_rows: int = 0,
+        batch_bytes: int = ...,
+        progress: _Progress | None = None,
+    ) -> int:
+        """Stores every row of an fvecs, bvecs, npy, Arrow or Parquet file."""
     def import_npy(self, path: _PathLike, ids: _Ids | _PathLike | None = None, start_id: int = 0) -> int:
-        """Loads the rows of a .npy file as vectors."""
+        """Loads the rows of a .npy file as vectors (converting another dtype)."""
+    def export_file(
+        self,
+        path: _PathLike,
+        format: _Format | None = None,
+        *,
+        id_range: range | None = None,
+        ids_path: _PathLike | None = None,
+        progress: _Progress | None = None,
+    ) -> int:
+        """Writes the vectors with ids in `id_range`, in id order, to a file."""
     def export_npy(self, path: _PathLike, ids_path: _PathLike | None = None) -> int:
         """Writes every vector, in id order, to a .npy file."""
 
