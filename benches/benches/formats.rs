@@ -4,7 +4,8 @@
 //! same payload bytes (target >= 0.6), and an export of the store to `.npy`
 //! against a raw sequential read of its data file (target >= 0.5) and, for
 //! context, against the raw write + fsync (an export writes a file), all hot
-//! (the source files in the page cache), interleaved run by run.
+//! (the source files in the page cache), interleaved run by run, each timed
+//! write starting after a `sync(2)` so that none pays for the one before.
 //!
 //! `cargo bench -p quiver-benches --bench formats` (QUIVER_BENCH_VECTORS,
 //! default 100000; QUIVER_BENCH_RUNS, default 5; QUIVER_BENCH_DIR).
@@ -12,7 +13,7 @@
 use std::io::Read;
 
 use quiver_benches::baselines::raw_import;
-use quiver_benches::{Dataset, bench_dir, env_or, print_ratio, print_table_header, time};
+use quiver_benches::{Dataset, bench_dir, env_or, print_ratio, print_table_header, settle, time};
 use quiver_formats::{
     Format, ImportOptions, NpyWriter, Scalar, VecsKind, VecsWriter, WriteRows, export_snapshot, import_file,
 };
@@ -50,19 +51,24 @@ fn main() {
         let import = |source: &std::path::Path, name: &str| {
             let path = dir.path().join(format!("{name}-{run}"));
             let store: VectorStore<f32> = VectorStore::open(&path, DIM).expect("open");
+            settle();
             let (t, summary) =
                 time(|| import_file(&store, source, None, &ImportOptions::default(), &mut |_| {}).expect("import"));
             assert_eq!(summary.rows, count);
             (t, store, path)
         };
         // Alternate which side goes first.
+        let raw_write = || {
+            settle();
+            raw_import(&raw_path, &ds)
+        };
         let (t_raw, (t_npy, store, store_path), (t_fvecs, other, other_path)) = if run % 2 == 0 {
-            let r = raw_import(&raw_path, &ds);
+            let r = raw_write();
             (r, import(&npy, "npy"), import(&fvecs, "fvecs"))
         } else {
             let a = import(&fvecs, "fvecs");
             let b = import(&npy, "npy");
-            (raw_import(&raw_path, &ds), b, a)
+            (raw_write(), b, a)
         };
         drop(other);
         let _ = std::fs::remove_dir_all(&other_path);
@@ -75,6 +81,7 @@ fn main() {
         });
         let out = dir.path().join(format!("out-{run}.npy"));
         let snapshot = store.snapshot();
+        settle();
         let (t_export, summary) =
             time(|| export_snapshot(&snapshot, &out, Format::Npy, .., &mut |_| {}).expect("export"));
         assert_eq!(summary.rows, count);

@@ -61,6 +61,14 @@ pub fn env_list_or(name: &str, default: &[u64]) -> Vec<u64> {
     }
 }
 
+/// Writes back every dirty page of the system (`sync(2)`), so that the next
+/// timed step does not pay for the write-back of the one before it: a
+/// durable step that follows a 300 MB write otherwise waits for those
+/// pages at its own `fsync`, and whichever side runs second looks slower.
+pub fn settle() {
+    rustix::fs::sync();
+}
+
 /// A temporary directory for one bench's stores, under `QUIVER_BENCH_DIR`
 /// (default: the current directory, so the stores land on the same file
 /// system as the work tree rather than on a tmpfs).
