@@ -9,7 +9,7 @@
 //! poisons the store.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashSet;
 
@@ -73,6 +73,60 @@ pub(crate) struct CommitState {
     pub leader_active: bool,
     /// Location batches were logged since the last data-file sync.
     pub data_dirty: bool,
+    /// `Sync` writers between entering a commit and logging their batch. A
+    /// new leader waits for them (a bounded time) before it syncs, so that
+    /// writers that arrive together share one sync instead of splitting
+    /// into two groups that alternate.
+    pub in_flight: usize,
+    /// Whether a new leader is waiting for in-flight writers
+    /// (`VectorStore::batch_logged` is then notified as each one logs).
+    pub gathering: bool,
+    /// How long the last group sync took: the longest a leader waits to
+    /// gather (waiting longer than a sync would cost more than it saves).
+    pub last_sync: Duration,
+}
+
+/// The longest a group-commit leader waits for in-flight writers, whatever
+/// the syncs cost.
+const MAX_GATHER: Duration = Duration::from_millis(1);
+
+/// Counts a `Sync` commit in [`CommitState::in_flight`] from its start
+/// until its batch is logged (or the commit ends without one).
+struct InFlight<'a, T: Element> {
+    store: Option<&'a VectorStore<T>>,
+}
+
+impl<'a, T: Element> InFlight<'a, T> {
+    fn enter(store: &'a VectorStore<T>) -> Self {
+        if store.options.durability != Durability::Sync {
+            return Self { store: None };
+        }
+        store.commit.lock().in_flight += 1;
+        Self { store: Some(store) }
+    }
+
+    /// The batch is logged: called with the commit lock held.
+    fn logged(mut self, c: &mut CommitState) {
+        if let Some(store) = self.store.take() {
+            c.in_flight -= 1;
+            if c.gathering {
+                store.batch_logged.notify_one();
+            }
+        }
+    }
+}
+
+impl<T: Element> Drop for InFlight<'_, T> {
+    /// A commit that ends without logging (an error, an absent delete).
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            let mut c = store.commit.lock();
+            c.in_flight -= 1;
+            if c.gathering {
+                store.batch_logged.notify_one();
+            }
+        }
+    }
 }
 
 /// A batch encoded for the data file and the WAL.
@@ -250,6 +304,7 @@ impl<T: Element> VectorStore<T> {
     /// room, encode, write records then the frame, publish, make visible.
     fn commit_ops(&self, ops: &[Op<'_, T>], keep: impl Fn(bool) -> bool) -> Result<bool> {
         let started = Instant::now();
+        let flight = InFlight::enter(self);
         let mut w = self.lock_writer()?;
         if self.options.durability == Durability::Sync {
             // Entries whose batches are applied say nothing the index does not.
@@ -285,7 +340,7 @@ impl<T: Element> VectorStore<T> {
             "the mapping publishes exactly the committed records"
         );
         Counters::add(&self.counters.batches_committed, 1);
-        self.make_visible(w, lsn, changes, inline)?;
+        self.make_visible(w, flight, lsn, changes, inline)?;
         self.counters.commit_latency.record(started.elapsed());
         Ok(true)
     }
@@ -368,7 +423,14 @@ impl<T: Element> VectorStore<T> {
     /// at once. Then runs an automatic checkpoint if one is due; the batch is
     /// acknowledged whatever that does (a failed checkpoint changes nothing
     /// or poisons the store, and the next write reports it).
-    fn make_visible(&self, mut w: WriterLock<'_>, lsn: Lsn, changes: Vec<Change>, inline: bool) -> Result<()> {
+    fn make_visible(
+        &self,
+        mut w: WriterLock<'_>,
+        flight: InFlight<'_, T>,
+        lsn: Lsn,
+        changes: Vec<Change>,
+        inline: bool,
+    ) -> Result<()> {
         // The batch is the last appended: the file ends after it.
         let end_slot = w.append.next_slot();
         if self.options.durability == Durability::Sync {
@@ -378,10 +440,11 @@ impl<T: Element> VectorStore<T> {
                 c.written_lsn = lsn;
                 c.data_dirty |= !inline;
                 c.pending.push_back(PendingBatch { lsn, end_slot, changes });
+                flight.logged(&mut c);
             }
             let checkpoint_due = w.checkpoints.due(w.wal.len_bytes());
             drop(w);
-            self.wait_durable(lsn)?;
+            self.wait_durable(lsn, true)?;
             if checkpoint_due {
                 self.checkpoint_if_due();
             }
@@ -449,12 +512,15 @@ impl<T: Element> VectorStore<T> {
     }
 
     /// Waits until batch `lsn` is synced and applied, leading a shared sync
-    /// if no other thread is (group commit).
+    /// if no other thread is (group commit). A leader that may `gather`
+    /// first waits for the writers in flight to log their batches (at most
+    /// one sync's time); a caller that holds the writer lock must not, as
+    /// they would wait for it.
     ///
     /// The poison check is made under the commit lock on every turn of the
     /// loop, so a thread never leads a sync after another leader's failed:
     /// a failed leader poisons the store before it gives up `leader_active`.
-    pub(super) fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+    pub(super) fn wait_durable(&self, lsn: Lsn, gather: bool) -> Result<()> {
         let mut c = self.commit.lock();
         loop {
             if c.applied_lsn >= lsn {
@@ -466,6 +532,12 @@ impl<T: Element> VectorStore<T> {
                 continue;
             }
             c.leader_active = true;
+            if gather && c.in_flight > 0 {
+                let deadline = Instant::now() + c.last_sync.min(MAX_GATHER);
+                c.gathering = true;
+                while c.in_flight > 0 && !self.batch_logged.wait_until(&mut c, deadline).timed_out() {}
+                c.gathering = false;
+            }
             let target = c.written_lsn;
             let batches: Vec<PendingBatch> = c.pending.drain(..).collect();
             let data_dirty = std::mem::take(&mut c.data_dirty);
@@ -474,10 +546,12 @@ impl<T: Element> VectorStore<T> {
             // leadership back and poisons, so no writer waits forever for a
             // leader that is gone, and none reports a sync nobody finished.
             let on_panic = LeaderGuard { store: self };
+            let sync_started = Instant::now();
             let led = self.lead_group_sync(&batches, data_dirty);
             std::mem::forget(on_panic);
             c = self.commit.lock();
             c.leader_active = false;
+            c.last_sync = sync_started.elapsed();
             match led {
                 Ok(()) => {
                     debug_assert!(batches.iter().all(|b| b.lsn <= target));
@@ -531,7 +605,7 @@ impl<T: Element> VectorStore<T> {
         self.poison.check()?;
         if self.options.durability == Durability::Sync {
             let written = self.commit.lock().written_lsn;
-            return self.wait_durable(written);
+            return self.wait_durable(written, false);
         }
         if let Err(e) = w.wal.write_buffer() {
             self.set_poisoned(&e.error);

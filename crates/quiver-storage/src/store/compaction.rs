@@ -213,7 +213,7 @@ impl<T: Element> VectorStore<T> {
             let w = self.lock_writer()?;
             if self.options.durability == crate::Durability::Sync {
                 let written = self.commit.lock().written_lsn;
-                self.wait_durable(written)?;
+                self.wait_durable(written, false)?;
             }
             let live = self.current().index.entries();
             (live, w.append.last_lsn(), w.append.next_slot(), w.append.reserved_slots_ahead())

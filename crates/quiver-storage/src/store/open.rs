@@ -396,6 +396,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         gauges: super::writer_lock::WriterGauges::default(),
         commit: Mutex::new(CommitState { written_lsn: applied, applied_lsn: applied, ..CommitState::default() }),
         commit_done: Condvar::new(),
+        batch_logged: Condvar::new(),
         wal_handle: Mutex::new(wal_handle),
         poison: super::poison::Poison::default(),
         closed: AtomicBool::new(false),
