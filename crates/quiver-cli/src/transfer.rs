@@ -3,8 +3,9 @@
 //! progress bar and a summary (or JSON).
 //!
 //! An import creates the store when it is missing (dimension and element
-//! type from the file) and refuses a file whose shape is not the store's
-//! before writing anything. Ctrl-C or SIGTERM stops it between batches:
+//! type from the file) and refuses a file whose shape is not the store's,
+//! or flags that do not fit the file, before writing anything: a refused
+//! import into a missing directory does not create it. Ctrl-C or SIGTERM stops it between batches:
 //! what was stored is flushed, the resume flags are printed, and the exit
 //! code is 128 + the signal. An export reads a snapshot of a read-only
 //! follower, so it is consistent while a writer keeps writing.
@@ -18,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use quiver::{Durability, Element, ElementType, StoreOptions, bf16, f16};
-use quiver_formats::{Format, FormatError, ImportOptions, ImportSummary, Progress, Scalar};
+use quiver_formats::{FileShape, Format, FormatError, ImportOptions, ImportSummary, Progress, ReadRows, Scalar};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::{SigId, flag};
 
@@ -133,8 +134,16 @@ fn element_of(path: &Path, scalar: Scalar) -> Result<ElementType> {
 /// Runs `quiver import`.
 pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
     let format = args.format.map(Format::from);
-    let shape = quiver_formats::probe(&args.file, format)?;
+    let reader = quiver_formats::open_reader(&args.file, format)?;
+    let shape = reader.shape();
     let element = element_of(&args.file, shape.element)?;
+    let options = ImportOptions::default()
+        .first_id(args.first_id)
+        .skip_rows(args.skip_rows)
+        .batch_bytes(args.batch_mib.max(1) << 20);
+    // What the file and the flags alone refuse is refused here, before the
+    // open in `import` creates a store for a missing or empty directory.
+    options.check_reader(&*reader, &args.file).map_err(refused)?;
     // An existing, non-empty directory must be a store of the file's shape;
     // a missing or empty one is created by the open below.
     let exists = args.dir.exists()
@@ -154,14 +163,20 @@ pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
         }
     }
     match element {
-        ElementType::F32 => import::<f32>(args, format, shape.dim, shape.format),
-        ElementType::F64 => import::<f64>(args, format, shape.dim, shape.format),
-        ElementType::U8 => import::<u8>(args, format, shape.dim, shape.format),
-        ElementType::I8 => import::<i8>(args, format, shape.dim, shape.format),
-        ElementType::F16 => import::<f16>(args, format, shape.dim, shape.format),
-        ElementType::Bf16 => import::<bf16>(args, format, shape.dim, shape.format),
+        ElementType::F32 => import::<f32>(args, reader, options),
+        ElementType::F64 => import::<f64>(args, reader, options),
+        ElementType::U8 => import::<u8>(args, reader, options),
+        ElementType::I8 => import::<i8>(args, reader, options),
+        ElementType::F16 => import::<f16>(args, reader, options),
+        ElementType::Bf16 => import::<bf16>(args, reader, options),
         other => bail!("this build of quiver cannot hold {} elements", other.name()),
     }
+}
+
+/// An import refused before it began: the message says so, and that the
+/// store (or its directory) was left as it was.
+fn refused(e: FormatError) -> anyhow::Error {
+    anyhow::Error::new(e).context("the import was refused before it began (nothing was written)")
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM caught for the length of an import: the
@@ -217,7 +232,8 @@ fn resume_flags(args: &ImportArgs, format: Format, next_row: u64) -> String {
     }
 }
 
-fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize, file_format: Format) -> Result<Outcome> {
+fn import<T: Element>(args: &ImportArgs, reader: Box<dyn ReadRows>, options: ImportOptions) -> Result<Outcome> {
+    let FileShape { dim, format: file_format, .. } = reader.shape();
     let durability = match args.durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Buffered => Durability::Buffered,
@@ -225,15 +241,11 @@ fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize, fil
     };
     let interrupts = Interrupts::catch()?;
     let store = StoreOptions::new(dim).durability(durability).open::<T>(&args.dir)?;
-    let options = ImportOptions::default()
-        .first_id(args.first_id)
-        .skip_rows(args.skip_rows)
-        .batch_bytes(args.batch_mib.max(1) << 20)
-        .cancel_flag(Arc::clone(&interrupts.cancel));
+    let options = options.cancel_flag(Arc::clone(&interrupts.cancel));
     let progress = bar(None, "importing");
     let mut stored = 0u64;
     let started = Instant::now();
-    let result = quiver_formats::import_file(&store, &args.file, format, &options, &mut |p: Progress| {
+    let result = quiver_formats::import_rows(&store, reader, &args.file, &options, &mut |p: Progress| {
         if let Some(total) = p.rows_total {
             progress.set_length(total);
         }

@@ -298,6 +298,57 @@ fn export_and_import_beside_an_open_writer() {
     store.close().expect("close");
 }
 
+/// Requires `dir` to be as it was before a refused import: absent if it
+/// was, and otherwise holding exactly the entries it held.
+fn assert_untouched(dir: &Path, before: Option<&[String]>, out: &Output) {
+    let now: Option<Vec<String>> = std::fs::read_dir(dir)
+        .ok()
+        .map(|d| d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect());
+    assert_eq!(now.as_deref(), before, "a refused import changed {}:\n{}", dir.display(), text(out));
+}
+
+/// A closed store of `rows` vectors of 4 f32 under ids `id(row)`.
+fn small_store(dir: &Path, rows: u64, id: impl Fn(u64) -> u64) {
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(dir, 4).expect("open");
+    let batch: Vec<(u64, Vec<f32>)> =
+        (0..rows).map(|r| (id(r), vec![r as f32, -0.0, f32::MIN_POSITIVE, 1e30])).collect();
+    let refs: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, &v[..])).collect();
+    store.store_batch(&refs).expect("store");
+    store.close().expect("close");
+}
+
+// Proves an import refused for what the file and the flags say (a first id
+// for a table that carries its own ids, ids that overflow u64) is refused
+// before the store is created: a missing directory stays missing, an empty
+// one stays empty, and no resume hint is printed, since nothing was begun.
+#[test]
+fn a_refused_import_creates_no_store() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    small_store(&src, 5, |r| r);
+    let s = src.to_str().expect("utf-8");
+    let (parquet, npy) = (tmp.path().join("t.parquet"), tmp.path().join("v.npy"));
+    for file in [&parquet, &npy] {
+        let out = quiver(&["export", s, file.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let cases: [(&Path, &str, &str); 2] =
+        [(&parquet, "5", "carries its own ids"), (&npy, "18446744073709551615", "overflow u64")];
+    for (file, first_id, why) in cases {
+        for (dir, before) in [(tmp.path().join("new"), None), (empty.clone(), Some(&[][..]))] {
+            let (d, f) = (dir.to_str().expect("utf-8"), file.to_str().expect("utf-8"));
+            let out = quiver(&["import", d, f, "--first-id", first_id]);
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(why) && err.contains("nothing was written"), "{}", text(&out));
+            assert!(!err.contains("resume with"), "a refusal is not an interrupted import: {}", text(&out));
+            assert_untouched(&dir, before, &out);
+        }
+    }
+}
+
 // Proves the demo refuses to overwrite a non-empty directory that is not a
 // Quiver store, leaving it as it was.
 #[test]

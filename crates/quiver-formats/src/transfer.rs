@@ -178,6 +178,29 @@ impl ImportOptions {
         self
     }
 
+    /// The refusals [`import_rows`] makes from the file and these options
+    /// alone, before it writes anything: a first id for a file that carries
+    /// its own ids, and ids `first_id + row` that overflow `u64`. (The
+    /// shape checks need the store.) A caller that creates a store for the
+    /// file from its shape calls this first, so that a refused import
+    /// leaves no store behind; `path` names the file in messages.
+    pub fn check_reader(&self, reader: &dyn ReadRows, path: &Path) -> Result<(), FormatError> {
+        if reader.has_ids() && self.first_id != 0 {
+            return Err(FormatError::unsupported(
+                path,
+                "the file carries its own ids, so a first id cannot be given (it applies to files without an id column)",
+            ));
+        }
+        let last_row = reader.shape().rows.unwrap_or(0);
+        if self.first_id.checked_add(last_row).is_none() {
+            return Err(FormatError::unsupported(
+                path,
+                format!("ids from {} for {last_row} rows overflow u64", self.first_id),
+            ));
+        }
+        Ok(())
+    }
+
     fn cancelled(&self) -> bool {
         // Relaxed is enough: the flag carries no data, and the import only
         // needs to see it eventually (at the next batch).
@@ -250,20 +273,8 @@ pub fn import_rows<T: Element>(
             store: store.dimension(),
         });
     }
-    if reader.has_ids() && options.first_id != 0 {
-        return Err(FormatError::unsupported(
-            path,
-            "the file carries its own ids, so a first id cannot be given (it applies to files without an id column)",
-        ));
-    }
+    options.check_reader(&*reader, path)?;
     let total = shape.rows.map(|r| r.saturating_sub(options.skip_rows));
-    let last_row = shape.rows.unwrap_or(0);
-    if options.first_id.checked_add(last_row).is_none() {
-        return Err(FormatError::unsupported(
-            path,
-            format!("ids from {} for {last_row} rows overflow u64", options.first_id),
-        ));
-    }
     if let Some(rows) = total {
         store.reserve_capacity(usize::try_from(rows).unwrap_or(usize::MAX))?;
     }
