@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use quiver::{Durability, Element, ElementType, StoreOptions, bf16, f16};
-use quiver_formats::{FileShape, Format, FormatError, ImportOptions, ImportSummary, Progress, ReadRows, Scalar};
+use quiver_formats::{
+    FileShape, Format, FormatError, ImportOptions, ImportSummary, Progress, ReadRows, Scalar, WithIds,
+};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::{SigId, flag};
 
@@ -78,6 +80,11 @@ pub(crate) struct ImportArgs {
     /// without an id column).
     #[arg(long, default_value_t = 0)]
     first_id: u64,
+    /// The ids of the file's rows, row for row, from a 1-D uint64 .npy (what
+    /// `quiver export --ids-only` writes) holding as many ids as the file
+    /// has rows; for files without an id column (fvecs, bvecs, npy).
+    #[arg(long, value_name = "FILE", conflicts_with = "first_id")]
+    ids: Option<PathBuf>,
     /// Rows to skip (to resume an interrupted import; rows keep their ids).
     #[arg(long, default_value_t = 0)]
     skip_rows: u64,
@@ -134,7 +141,18 @@ fn element_of(path: &Path, scalar: Scalar) -> Result<ElementType> {
 /// Runs `quiver import`.
 pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
     let format = args.format.map(Format::from);
-    let reader = quiver_formats::open_reader(&args.file, format)?;
+    let mut reader = quiver_formats::open_reader(&args.file, format)?;
+    if let Some(ids) = &args.ids {
+        if reader.has_ids() {
+            return Err(refused(anyhow!(
+                "{} is a {} table, whose rows carry their own ids; --ids {} is for files without an id column (fvecs, bvecs, npy)",
+                args.file.display(),
+                reader.shape().format.name(),
+                ids.display()
+            )));
+        }
+        reader = Box::new(WithIds::from_file(reader, ids).map_err(refused)?);
+    }
     let shape = reader.shape();
     let element = element_of(&args.file, shape.element)?;
     let options = ImportOptions::default()
@@ -175,8 +193,8 @@ pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
 
 /// An import refused before it began: the message says so, and that the
 /// store (or its directory) was left as it was.
-fn refused(e: FormatError) -> anyhow::Error {
-    anyhow::Error::new(e).context("the import was refused before it began (nothing was written)")
+fn refused(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    e.into().context("the import was refused before it began (nothing was written)")
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM caught for the length of an import: the
@@ -223,12 +241,26 @@ impl Drop for Interrupts {
 }
 
 /// The flags that resume an import whose file rows before `next_row` are
-/// stored: files with their own ids need only the skip.
+/// stored: files with their own ids need only the skip; the others, the
+/// ids file or the first id that gave them theirs.
 fn resume_flags(args: &ImportArgs, format: Format, next_row: u64) -> String {
-    if format.has_ids() {
-        format!("--skip-rows {next_row}")
+    match &args.ids {
+        _ if format.has_ids() => format!("--skip-rows {next_row}"),
+        Some(ids) => format!("--skip-rows {next_row} --ids {}", shell_word(ids)),
+        None => format!("--skip-rows {next_row} --first-id {}", args.first_id),
+    }
+}
+
+/// `path` as one shell word, to paste into a command line: as it is when
+/// it holds only characters no shell treats specially, and single-quoted
+/// otherwise.
+fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./+=:,@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.into_owned()
     } else {
-        format!("--skip-rows {next_row} --first-id {}", args.first_id)
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
@@ -280,12 +312,15 @@ fn import<T: Element>(args: &ImportArgs, reader: Box<dyn ReadRows>, options: Imp
     }
     if !args.json {
         let rate = summary.rows as f64 / seconds.max(1e-9);
+        let ids = match &args.ids {
+            _ if file_format.has_ids() => "the table's ids".to_string(),
+            Some(ids) => format!("ids from {}", ids.display()),
+            None => format!("ids {}..{}", args.first_id + args.skip_rows, summary.end_id),
+        };
         println!(
-            "imported {} vectors of {dim} {} (ids {}..{}) into {} in {seconds:.2} s ({} vectors/s), durable",
+            "imported {} vectors of {dim} {} ({ids}) into {} in {seconds:.2} s ({} vectors/s), durable",
             count(summary.rows),
             T::TYPE.name(),
-            args.first_id + args.skip_rows,
-            summary.end_id,
             args.dir.display(),
             count(rate as u64)
         );
@@ -428,5 +463,16 @@ mod tests {
         assert_eq!(parse_range("3..").expect("a.."), (Bound::Included(3), Bound::Unbounded));
         assert!(parse_range("3-7").expect_err("no dots").to_string().contains("3-7"));
         assert!(parse_range("x..7").is_err());
+    }
+
+    // Proves a resume hint's path pastes back as the same single word: a
+    // plain one as it is, one with spaces or quotes single-quoted, with a
+    // quote inside closed, escaped and reopened.
+    #[test]
+    fn paths_in_resume_hints_are_one_shell_word() {
+        assert_eq!(shell_word(Path::new("data/ids-1.npy")), "data/ids-1.npy");
+        assert_eq!(shell_word(Path::new("my ids.npy")), "'my ids.npy'");
+        assert_eq!(shell_word(Path::new("it's.npy")), r"'it'\''s.npy'");
+        assert_eq!(shell_word(Path::new("")), "''");
     }
 }

@@ -307,11 +307,12 @@ fn assert_untouched(dir: &Path, before: Option<&[String]>, out: &Output) {
     assert_eq!(now.as_deref(), before, "a refused import changed {}:\n{}", dir.display(), text(out));
 }
 
-/// A closed store of `rows` vectors of 4 f32 under ids `id(row)`.
+/// A closed store of `rows` vectors of 4 f32 under ids `id(row)`, element
+/// `j` of row `r` of the bits `element_bits(r, j)` (NaN payloads included).
 fn small_store(dir: &Path, rows: u64, id: impl Fn(u64) -> u64) {
     let store: quiver::VectorStore<f32> = quiver::VectorStore::open(dir, 4).expect("open");
     let batch: Vec<(u64, Vec<f32>)> =
-        (0..rows).map(|r| (id(r), vec![r as f32, -0.0, f32::MIN_POSITIVE, 1e30])).collect();
+        (0..rows).map(|r| (id(r), (0..4).map(|j| f32::from_bits(element_bits(r, j))).collect())).collect();
     let refs: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, &v[..])).collect();
     store.store_batch(&refs).expect("store");
     store.close().expect("close");
@@ -347,6 +348,106 @@ fn a_refused_import_creates_no_store() {
             assert_untouched(&dir, before, &out);
         }
     }
+}
+
+/// Every id of the store at `dir` (4 f32) with its vector's bits, in id
+/// order.
+fn store_bits(dir: &Path) -> Vec<(u64, Vec<u32>)> {
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(dir, 4).expect("reopen");
+    let all = store.snapshot().range(..).map(|(id, v)| (id, v.iter().map(|x| x.to_bits()).collect())).collect();
+    store.close().expect("close");
+    all
+}
+
+// Proves an fvecs file and the ids file `export --ids-only` writes beside
+// it import back as the same store, non-contiguous ids and every bit; and
+// that an import stopped by damage prints `--skip-rows R --ids FILE`, which
+// (once the file is whole) completes it. The file is 70,000 rows of 16
+// bytes: a 1 MiB batch is 65,536 rows, so the damage stops the second.
+#[test]
+fn an_ids_file_gives_an_fvecs_import_its_ids_and_resumes_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let rows = 70_000u64;
+    small_store(&src, rows, |r| 1000 + 3 * r + r % 5);
+    let (s, fvecs, ids) = (src.to_str().expect("utf-8"), tmp.path().join("v.fvecs"), tmp.path().join("my ids.npy"));
+    let (f, i) = (fvecs.to_str().expect("utf-8"), ids.to_str().expect("utf-8"));
+    for args in [&["export", s, f][..], &["export", s, i, "--ids-only"][..]] {
+        let out = quiver(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let copy = tmp.path().join("copy");
+    let out = quiver(&["import", copy.to_str().expect("utf-8"), f, "--ids", i]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("imported 70,000 vectors of 4 f32 (ids from"), "{}", text(&out));
+    let want = store_bits(&src);
+    assert!(store_bits(&copy) == want, "the copy is not the source, id for id and bit for bit");
+
+    // The last row torn: the file has 69,999 whole rows, so 69,999 ids.
+    let last_id = want[rows as usize - 1].0;
+    let short_ids = tmp.path().join("short ids.npy");
+    let out =
+        quiver(&["export", s, short_ids.to_str().expect("utf-8"), "--ids-only", "--where", &format!("..{last_id}")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let whole = std::fs::read(&fvecs).expect("fvecs");
+    let torn = tmp.path().join("torn.fvecs");
+    std::fs::write(&torn, &whole[..whole.len() - 20 + 3]).expect("write torn");
+    let (t, si) = (torn.to_str().expect("utf-8"), short_ids.to_str().expect("utf-8"));
+    let resumed = tmp.path().join("resumed");
+    let r = resumed.to_str().expect("utf-8");
+    let out = quiver(&["import", r, t, "--ids", si, "--batch-mib", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    // The path holds a space, so the hint quotes it as one shell word.
+    let resume = format!("resume with --skip-rows 65536 --ids '{si}'");
+    assert!(err.contains("malformed at byte offset") && err.contains(&resume), "stderr lacks {resume:?}:\n{err}");
+    assert!(store_bits(&resumed) == want[..65_536], "not the whole first batch and nothing of the second");
+
+    std::fs::write(&torn, &whole[..whole.len() - 20]).expect("mend the file");
+    let out = quiver(&["import", r, t, "--batch-mib", "1", "--skip-rows", "65536", "--ids", si]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(store_bits(&resumed) == want[..rows as usize - 1], "the resume did not complete the file");
+}
+
+// Proves `--ids` that cannot pair with the file is refused before anything
+// is written, into a new directory or an existing store: an ids file of
+// another length, a table (whose rows carry their own ids), and
+// `--first-id` beside it (a usage error).
+#[test]
+fn ids_that_cannot_pair_with_the_file_write_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    small_store(&src, 10, |r| 2 * r);
+    let s = src.to_str().expect("utf-8");
+    let (fvecs, parquet, ids) = (tmp.path().join("v.fvecs"), tmp.path().join("t.parquet"), tmp.path().join("ids.npy"));
+    let (f, p, i) = (fvecs.to_str().expect("utf-8"), parquet.to_str().expect("utf-8"), ids.to_str().expect("utf-8"));
+    for args in [&["export", s, f][..], &["export", s, p][..], &["export", s, i, "--ids-only", "--where", "..10"][..]] {
+        let out = quiver(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let existing = tmp.path().join("existing");
+    small_store(&existing, 3, |r| 100 + r);
+    let listing: Vec<String> = std::fs::read_dir(&existing)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let before = store_bits(&existing);
+    let cases: [(&str, &str); 2] = [(f, "5 ids for a fvecs file of 10 rows"), (p, "parquet table, whose rows carry")];
+    for (file, why) in cases {
+        for (dir, was) in [(tmp.path().join("new"), None), (existing.clone(), Some(&listing[..]))] {
+            let out = quiver(&["import", dir.to_str().expect("utf-8"), file, "--ids", i]);
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(why) && err.contains("nothing was written"), "{}", text(&out));
+            assert_untouched(&dir, was, &out);
+        }
+    }
+    assert!(store_bits(&existing) == before, "the existing store changed");
+    let new = tmp.path().join("new");
+    let out = quiver(&["import", new.to_str().expect("utf-8"), f, "--ids", i, "--first-id", "3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"), "{}", text(&out));
+    assert_untouched(&new, None, &out);
 }
 
 // Proves the demo refuses to overwrite a non-empty directory that is not a
