@@ -20,7 +20,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use quiver::{Durability, Element, ElementType, StoreOptions, bf16, f16};
 use quiver_formats::{
-    FileShape, Format, FormatError, ImportOptions, ImportSummary, Progress, ReadRows, Scalar, WithIds,
+    FileShape, Format, FormatError, ImportOptions, ImportSummary, Progress, ReadRows, ReaderOptions, Scalar, WithIds,
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::{SigId, flag};
@@ -71,7 +71,8 @@ pub(crate) struct ImportArgs {
     dir: PathBuf,
     /// The file to import: .fvecs, .bvecs, .npy (a 2-D array in C order),
     /// .arrow / .arrows / .parquet (a table `id: uint64, vector:
-    /// fixed_size_list<item, dim>`; rows keep their ids).
+    /// fixed_size_list<item, dim>`, or other names with --id-column and
+    /// --vector-column; rows keep their ids).
     file: PathBuf,
     /// The file's format, when its extension does not say.
     #[arg(long, value_enum)]
@@ -85,6 +86,14 @@ pub(crate) struct ImportArgs {
     /// has rows; for files without an id column (fvecs, bvecs, npy).
     #[arg(long, value_name = "FILE", conflicts_with = "first_id")]
     ids: Option<PathBuf>,
+    /// The table column holding the ids, when it is not `id` (Arrow and
+    /// Parquet; uint64, uint32, or int64 without negative ids).
+    #[arg(long, value_name = "NAME", conflicts_with = "ids")]
+    id_column: Option<String>,
+    /// The table column holding the vectors, when it is not `vector` (Arrow
+    /// and Parquet; a fixed-size or variable list).
+    #[arg(long, value_name = "NAME", conflicts_with = "ids")]
+    vector_column: Option<String>,
     /// Rows to skip (to resume an interrupted import; rows keep their ids).
     #[arg(long, default_value_t = 0)]
     skip_rows: u64,
@@ -141,7 +150,14 @@ fn element_of(path: &Path, scalar: Scalar) -> Result<ElementType> {
 /// Runs `quiver import`.
 pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
     let format = args.format.map(Format::from);
-    let mut reader = quiver_formats::open_reader(&args.file, format)?;
+    let mut columns = ReaderOptions::default();
+    if let Some(name) = &args.id_column {
+        columns = columns.id_column(name);
+    }
+    if let Some(name) = &args.vector_column {
+        columns = columns.vector_column(name);
+    }
+    let mut reader = quiver_formats::open_reader_with(&args.file, format, &columns).map_err(refused)?;
     if let Some(ids) = &args.ids {
         if reader.has_ids() {
             return Err(refused(anyhow!(
@@ -241,24 +257,32 @@ impl Drop for Interrupts {
 }
 
 /// The flags that resume an import whose file rows before `next_row` are
-/// stored: files with their own ids need only the skip; the others, the
-/// ids file or the first id that gave them theirs.
+/// stored: for files with their own ids the skip and the column names given
+/// (without them the resume would read other columns, or none); for the
+/// others the ids file or the first id that gave them theirs.
 fn resume_flags(args: &ImportArgs, format: Format, next_row: u64) -> String {
-    match &args.ids {
-        _ if format.has_ids() => format!("--skip-rows {next_row}"),
-        Some(ids) => format!("--skip-rows {next_row} --ids {}", shell_word(ids)),
-        None => format!("--skip-rows {next_row} --first-id {}", args.first_id),
+    let mut flags = format!("--skip-rows {next_row}");
+    if format.has_ids() {
+        for (flag, name) in [("--id-column", &args.id_column), ("--vector-column", &args.vector_column)] {
+            if let Some(name) = name {
+                flags += &format!(" {flag} {}", shell_word(name));
+            }
+        }
+    } else if let Some(ids) = &args.ids {
+        flags += &format!(" --ids {}", shell_word(&ids.to_string_lossy()));
+    } else {
+        flags += &format!(" --first-id {}", args.first_id);
     }
+    flags
 }
 
-/// `path` as one shell word, to paste into a command line: as it is when
-/// it holds only characters no shell treats specially, and single-quoted
-/// otherwise.
-fn shell_word(path: &Path) -> String {
-    let text = path.to_string_lossy();
+/// `word` (a path or a column name) as one shell word, to paste into a
+/// command line: as it is when it holds only characters no shell treats
+/// specially, and single-quoted otherwise.
+fn shell_word(text: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-./+=:,@%".contains(c);
     if !text.is_empty() && text.chars().all(plain) {
-        text.into_owned()
+        text.to_string()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
@@ -465,14 +489,15 @@ mod tests {
         assert!(parse_range("x..7").is_err());
     }
 
-    // Proves a resume hint's path pastes back as the same single word: a
-    // plain one as it is, one with spaces or quotes single-quoted, with a
-    // quote inside closed, escaped and reopened.
+    // Proves a resume hint's path or column name pastes back as the same
+    // single word: a plain one as it is, one with spaces, `$` or quotes
+    // single-quoted, with a quote inside closed, escaped and reopened.
     #[test]
-    fn paths_in_resume_hints_are_one_shell_word() {
-        assert_eq!(shell_word(Path::new("data/ids-1.npy")), "data/ids-1.npy");
-        assert_eq!(shell_word(Path::new("my ids.npy")), "'my ids.npy'");
-        assert_eq!(shell_word(Path::new("it's.npy")), r"'it'\''s.npy'");
-        assert_eq!(shell_word(Path::new("")), "''");
+    fn words_in_resume_hints_are_one_shell_word() {
+        assert_eq!(shell_word("data/ids-1.npy"), "data/ids-1.npy");
+        assert_eq!(shell_word("my ids.npy"), "'my ids.npy'");
+        assert_eq!(shell_word("it's.npy"), r"'it'\''s.npy'");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+        assert_eq!(shell_word(""), "''");
     }
 }

@@ -450,6 +450,96 @@ fn ids_that_cannot_pair_with_the_file_write_nothing() {
     assert_untouched(&new, None, &out);
 }
 
+/// Writes a Parquet file `key: uint64, emb: fixed_size_list<f32, 4>`
+/// (another writer's names), the rows of [`small_store`] under ids
+/// `5 * row + 1`, the vector of row `null_at` null if given.
+fn write_renamed_parquet(path: &Path, rows: u64, null_at: Option<u64>) {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, UInt64Array};
+    use arrow_schema::{DataType, Field, Schema};
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let values =
+        Float32Array::from_iter_values((0..rows).flat_map(|r| (0..4).map(move |j| f32::from_bits(element_bits(r, j)))));
+    let nulls = null_at.map(|at| arrow_buffer::NullBuffer::from_iter((0..rows).map(|r| r != at)));
+    let emb = FixedSizeListArray::try_new(Arc::clone(&item), 4, Arc::new(values), nulls).expect("list");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("key", DataType::UInt64, false),
+        Field::new("emb", DataType::FixedSizeList(item, 4), true),
+    ]));
+    let key: ArrayRef = Arc::new(UInt64Array::from_iter_values((0..rows).map(|r| 5 * r + 1)));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![key, Arc::new(emb)]).expect("batch");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).expect("create"), schema, None)
+        .expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+// Proves a Parquet table whose columns are `key` and `emb` imports with
+// `--id-column key --vector-column emb`: its ids, bit for bit, as the
+// documented JSON; an import stopped by a bad row prints a resume hint
+// that names the columns, and completes the table; a named column that is
+// missing, or named for a file without columns, is refused with nothing
+// written.
+#[test]
+fn a_table_with_other_column_names_imports_by_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rows = 70_000u64;
+    let (table, bad) = (tmp.path().join("renamed.parquet"), tmp.path().join("bad.parquet"));
+    write_renamed_parquet(&table, rows, None);
+    write_renamed_parquet(&bad, rows, Some(69_000));
+    let expected = tmp.path().join("expected");
+    small_store(&expected, rows, |r| 5 * r + 1);
+    let want = store_bits(&expected);
+
+    let (t, b) = (table.to_str().expect("utf-8"), bad.to_str().expect("utf-8"));
+    let copy = tmp.path().join("copy");
+    let c = copy.to_str().expect("utf-8");
+    let out = quiver(&["import", c, t, "--id-column", "key", "--vector-column", "emb", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let value = json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    json::assert_documented(&value, "import");
+    assert_eq!(value["rows"].as_u64(), Some(rows));
+    assert!(store_bits(&copy) == want, "not the table's ids and vectors, bit for bit");
+
+    let resumed = tmp.path().join("resumed");
+    let r = resumed.to_str().expect("utf-8");
+    let out = quiver(&["import", r, b, "--batch-mib", "1", "--id-column", "key", "--vector-column", "emb"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let resume = "resume with --skip-rows 65536 --id-column key --vector-column emb";
+    assert!(err.contains("row 69000: the vector is null") && err.contains(resume), "stderr lacks {resume:?}:\n{err}");
+    assert!(store_bits(&resumed) == want[..65_536], "not the whole first batch and nothing of the second");
+    // The hint is the context of the error: the cause follows it after ": ".
+    let hint = err.split("resume with ").nth(1).and_then(|rest| rest.split(": ").next()).expect("flags");
+    let flags: Vec<&str> = hint.split_whitespace().collect();
+    let mut args = vec!["import", r, t, "--batch-mib", "1"];
+    args.extend(&flags);
+    let out = quiver(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(store_bits(&resumed) == want, "the hinted resume did not complete the table");
+
+    let fvecs = tmp.path().join("v.fvecs");
+    let out = quiver(&["export", expected.to_str().expect("utf-8"), fvecs.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let new = tmp.path().join("new");
+    let n = new.to_str().expect("utf-8");
+    let refusals: [(&[&str], &str); 3] = [
+        (&[t, "--id-column", "nope"], "the id column `nope` is not in the schema [key: UInt64, emb: "),
+        (&[t, "--vector-column", "key"], "the vector column `key` is of type UInt64"),
+        (&[fvecs.to_str().expect("utf-8"), "--id-column", "key"], "a fvecs file has no columns"),
+    ];
+    for (file_and_flags, why) in refusals {
+        let mut args = vec!["import", n];
+        args.extend(file_and_flags);
+        let out = quiver(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why) && err.contains("nothing was written"), "{}", text(&out));
+        assert_untouched(&new, None, &out);
+    }
+}
+
 // Proves the demo refuses to overwrite a non-empty directory that is not a
 // Quiver store, leaving it as it was.
 #[test]
