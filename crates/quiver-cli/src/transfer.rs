@@ -3,8 +3,9 @@
 //! progress bar and a summary (or JSON).
 //!
 //! An import creates the store when it is missing (dimension and element
-//! type from the file) and refuses a file whose shape is not the store's
-//! before writing anything. Ctrl-C or SIGTERM stops it between batches:
+//! type from the file) and refuses a file whose shape is not the store's,
+//! or flags that do not fit the file, before writing anything: a refused
+//! import into a missing directory does not create it. Ctrl-C or SIGTERM stops it between batches:
 //! what was stored is flushed, the resume flags are printed, and the exit
 //! code is 128 + the signal. An export reads a snapshot of a read-only
 //! follower, so it is consistent while a writer keeps writing.
@@ -15,10 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use quiver::{Durability, Element, ElementType, StoreOptions, bf16, f16};
-use quiver_formats::{Format, FormatError, ImportOptions, ImportSummary, Progress, Scalar};
+use quiver_formats::{
+    FileShape, Format, FormatError, ImportOptions, ImportSummary, Progress, ReadRows, ReaderOptions, Scalar, WithIds,
+};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::{SigId, flag};
 
@@ -68,7 +71,8 @@ pub(crate) struct ImportArgs {
     dir: PathBuf,
     /// The file to import: .fvecs, .bvecs, .npy (a 2-D array in C order),
     /// .arrow / .arrows / .parquet (a table `id: uint64, vector:
-    /// fixed_size_list<item, dim>`; rows keep their ids).
+    /// fixed_size_list<item, dim>`, or other names with --id-column and
+    /// --vector-column; rows keep their ids).
     file: PathBuf,
     /// The file's format, when its extension does not say.
     #[arg(long, value_enum)]
@@ -77,6 +81,19 @@ pub(crate) struct ImportArgs {
     /// without an id column).
     #[arg(long, default_value_t = 0)]
     first_id: u64,
+    /// The ids of the file's rows, row for row, from a 1-D uint64 .npy (what
+    /// `quiver export --ids-only` writes) holding as many ids as the file
+    /// has rows; for files without an id column (fvecs, bvecs, npy).
+    #[arg(long, value_name = "FILE", conflicts_with = "first_id")]
+    ids: Option<PathBuf>,
+    /// The table column holding the ids, when it is not `id` (Arrow and
+    /// Parquet; uint64, uint32, or int64 without negative ids).
+    #[arg(long, value_name = "NAME", conflicts_with = "ids")]
+    id_column: Option<String>,
+    /// The table column holding the vectors, when it is not `vector` (Arrow
+    /// and Parquet; a fixed-size or variable list).
+    #[arg(long, value_name = "NAME", conflicts_with = "ids")]
+    vector_column: Option<String>,
     /// Rows to skip (to resume an interrupted import; rows keep their ids).
     #[arg(long, default_value_t = 0)]
     skip_rows: u64,
@@ -133,8 +150,34 @@ fn element_of(path: &Path, scalar: Scalar) -> Result<ElementType> {
 /// Runs `quiver import`.
 pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
     let format = args.format.map(Format::from);
-    let shape = quiver_formats::probe(&args.file, format)?;
+    let mut columns = ReaderOptions::default();
+    if let Some(name) = &args.id_column {
+        columns = columns.id_column(name);
+    }
+    if let Some(name) = &args.vector_column {
+        columns = columns.vector_column(name);
+    }
+    let mut reader = quiver_formats::open_reader_with(&args.file, format, &columns).map_err(refused)?;
+    if let Some(ids) = &args.ids {
+        if reader.has_ids() {
+            return Err(refused(anyhow!(
+                "{} is a {} table, whose rows carry their own ids; --ids {} is for files without an id column (fvecs, bvecs, npy)",
+                args.file.display(),
+                reader.shape().format.name(),
+                ids.display()
+            )));
+        }
+        reader = Box::new(WithIds::from_file(reader, ids).map_err(refused)?);
+    }
+    let shape = reader.shape();
     let element = element_of(&args.file, shape.element)?;
+    let options = ImportOptions::default()
+        .first_id(args.first_id)
+        .skip_rows(args.skip_rows)
+        .batch_bytes(args.batch_mib.max(1) << 20);
+    // What the file and the flags alone refuse is refused here, before the
+    // open in `import` creates a store for a missing or empty directory.
+    options.check_reader(&*reader, &args.file).map_err(refused)?;
     // An existing, non-empty directory must be a store of the file's shape;
     // a missing or empty one is created by the open below.
     let exists = args.dir.exists()
@@ -154,14 +197,20 @@ pub(crate) fn run_import(args: &ImportArgs) -> Result<Outcome> {
         }
     }
     match element {
-        ElementType::F32 => import::<f32>(args, format, shape.dim, shape.format),
-        ElementType::F64 => import::<f64>(args, format, shape.dim, shape.format),
-        ElementType::U8 => import::<u8>(args, format, shape.dim, shape.format),
-        ElementType::I8 => import::<i8>(args, format, shape.dim, shape.format),
-        ElementType::F16 => import::<f16>(args, format, shape.dim, shape.format),
-        ElementType::Bf16 => import::<bf16>(args, format, shape.dim, shape.format),
+        ElementType::F32 => import::<f32>(args, reader, options),
+        ElementType::F64 => import::<f64>(args, reader, options),
+        ElementType::U8 => import::<u8>(args, reader, options),
+        ElementType::I8 => import::<i8>(args, reader, options),
+        ElementType::F16 => import::<f16>(args, reader, options),
+        ElementType::Bf16 => import::<bf16>(args, reader, options),
         other => bail!("this build of quiver cannot hold {} elements", other.name()),
     }
+}
+
+/// An import refused before it began: the message says so, and that the
+/// store (or its directory) was left as it was.
+fn refused(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    e.into().context("the import was refused before it began (nothing was written)")
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM caught for the length of an import: the
@@ -208,16 +257,39 @@ impl Drop for Interrupts {
 }
 
 /// The flags that resume an import whose file rows before `next_row` are
-/// stored: files with their own ids need only the skip.
+/// stored: for files with their own ids the skip and the column names given
+/// (without them the resume would read other columns, or none); for the
+/// others the ids file or the first id that gave them theirs.
 fn resume_flags(args: &ImportArgs, format: Format, next_row: u64) -> String {
+    let mut flags = format!("--skip-rows {next_row}");
     if format.has_ids() {
-        format!("--skip-rows {next_row}")
+        for (flag, name) in [("--id-column", &args.id_column), ("--vector-column", &args.vector_column)] {
+            if let Some(name) = name {
+                flags += &format!(" {flag} {}", shell_word(name));
+            }
+        }
+    } else if let Some(ids) = &args.ids {
+        flags += &format!(" --ids {}", shell_word(&ids.to_string_lossy()));
     } else {
-        format!("--skip-rows {next_row} --first-id {}", args.first_id)
+        flags += &format!(" --first-id {}", args.first_id);
+    }
+    flags
+}
+
+/// `word` (a path or a column name) as one shell word, to paste into a
+/// command line: as it is when it holds only characters no shell treats
+/// specially, and single-quoted otherwise.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./+=:,@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
-fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize, file_format: Format) -> Result<Outcome> {
+fn import<T: Element>(args: &ImportArgs, reader: Box<dyn ReadRows>, options: ImportOptions) -> Result<Outcome> {
+    let FileShape { dim, format: file_format, .. } = reader.shape();
     let durability = match args.durability {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Buffered => Durability::Buffered,
@@ -225,15 +297,11 @@ fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize, fil
     };
     let interrupts = Interrupts::catch()?;
     let store = StoreOptions::new(dim).durability(durability).open::<T>(&args.dir)?;
-    let options = ImportOptions::default()
-        .first_id(args.first_id)
-        .skip_rows(args.skip_rows)
-        .batch_bytes(args.batch_mib.max(1) << 20)
-        .cancel_flag(Arc::clone(&interrupts.cancel));
+    let options = options.cancel_flag(Arc::clone(&interrupts.cancel));
     let progress = bar(None, "importing");
     let mut stored = 0u64;
     let started = Instant::now();
-    let result = quiver_formats::import_file(&store, &args.file, format, &options, &mut |p: Progress| {
+    let result = quiver_formats::import_rows(&store, reader, &args.file, &options, &mut |p: Progress| {
         if let Some(total) = p.rows_total {
             progress.set_length(total);
         }
@@ -268,12 +336,15 @@ fn import<T: Element>(args: &ImportArgs, format: Option<Format>, dim: usize, fil
     }
     if !args.json {
         let rate = summary.rows as f64 / seconds.max(1e-9);
+        let ids = match &args.ids {
+            _ if file_format.has_ids() => "the table's ids".to_string(),
+            Some(ids) => format!("ids from {}", ids.display()),
+            None => format!("ids {}..{}", args.first_id + args.skip_rows, summary.end_id),
+        };
         println!(
-            "imported {} vectors of {dim} {} (ids {}..{}) into {} in {seconds:.2} s ({} vectors/s), durable",
+            "imported {} vectors of {dim} {} ({ids}) into {} in {seconds:.2} s ({} vectors/s), durable",
             count(summary.rows),
             T::TYPE.name(),
-            args.first_id + args.skip_rows,
-            summary.end_id,
             args.dir.display(),
             count(rate as u64)
         );
@@ -416,5 +487,17 @@ mod tests {
         assert_eq!(parse_range("3..").expect("a.."), (Bound::Included(3), Bound::Unbounded));
         assert!(parse_range("3-7").expect_err("no dots").to_string().contains("3-7"));
         assert!(parse_range("x..7").is_err());
+    }
+
+    // Proves a resume hint's path or column name pastes back as the same
+    // single word: a plain one as it is, one with spaces, `$` or quotes
+    // single-quoted, with a quote inside closed, escaped and reopened.
+    #[test]
+    fn words_in_resume_hints_are_one_shell_word() {
+        assert_eq!(shell_word("data/ids-1.npy"), "data/ids-1.npy");
+        assert_eq!(shell_word("my ids.npy"), "'my ids.npy'");
+        assert_eq!(shell_word("it's.npy"), r"'it'\''s.npy'");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+        assert_eq!(shell_word(""), "''");
     }
 }

@@ -298,6 +298,248 @@ fn export_and_import_beside_an_open_writer() {
     store.close().expect("close");
 }
 
+/// Requires `dir` to be as it was before a refused import: absent if it
+/// was, and otherwise holding exactly the entries it held.
+fn assert_untouched(dir: &Path, before: Option<&[String]>, out: &Output) {
+    let now: Option<Vec<String>> = std::fs::read_dir(dir)
+        .ok()
+        .map(|d| d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect());
+    assert_eq!(now.as_deref(), before, "a refused import changed {}:\n{}", dir.display(), text(out));
+}
+
+/// A closed store of `rows` vectors of 4 f32 under ids `id(row)`, element
+/// `j` of row `r` of the bits `element_bits(r, j)` (NaN payloads included).
+fn small_store(dir: &Path, rows: u64, id: impl Fn(u64) -> u64) {
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(dir, 4).expect("open");
+    let batch: Vec<(u64, Vec<f32>)> =
+        (0..rows).map(|r| (id(r), (0..4).map(|j| f32::from_bits(element_bits(r, j))).collect())).collect();
+    let refs: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, &v[..])).collect();
+    store.store_batch(&refs).expect("store");
+    store.close().expect("close");
+}
+
+// Proves an import refused for what the file and the flags say (a first id
+// for a table that carries its own ids, ids that overflow u64) is refused
+// before the store is created: a missing directory stays missing, an empty
+// one stays empty, and no resume hint is printed, since nothing was begun.
+#[test]
+fn a_refused_import_creates_no_store() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    small_store(&src, 5, |r| r);
+    let s = src.to_str().expect("utf-8");
+    let (parquet, npy) = (tmp.path().join("t.parquet"), tmp.path().join("v.npy"));
+    for file in [&parquet, &npy] {
+        let out = quiver(&["export", s, file.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let cases: [(&Path, &str, &str); 2] =
+        [(&parquet, "5", "carries its own ids"), (&npy, "18446744073709551615", "overflow u64")];
+    for (file, first_id, why) in cases {
+        for (dir, before) in [(tmp.path().join("new"), None), (empty.clone(), Some(&[][..]))] {
+            let (d, f) = (dir.to_str().expect("utf-8"), file.to_str().expect("utf-8"));
+            let out = quiver(&["import", d, f, "--first-id", first_id]);
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(why) && err.contains("nothing was written"), "{}", text(&out));
+            assert!(!err.contains("resume with"), "a refusal is not an interrupted import: {}", text(&out));
+            assert_untouched(&dir, before, &out);
+        }
+    }
+}
+
+/// Every id of the store at `dir` (4 f32) with its vector's bits, in id
+/// order.
+fn store_bits(dir: &Path) -> Vec<(u64, Vec<u32>)> {
+    let store: quiver::VectorStore<f32> = quiver::VectorStore::open(dir, 4).expect("reopen");
+    let all = store.snapshot().range(..).map(|(id, v)| (id, v.iter().map(|x| x.to_bits()).collect())).collect();
+    store.close().expect("close");
+    all
+}
+
+// Proves an fvecs file and the ids file `export --ids-only` writes beside
+// it import back as the same store, non-contiguous ids and every bit; and
+// that an import stopped by damage prints `--skip-rows R --ids FILE`, which
+// (once the file is whole) completes it. The file is 70,000 rows of 16
+// bytes: a 1 MiB batch is 65,536 rows, so the damage stops the second.
+#[test]
+fn an_ids_file_gives_an_fvecs_import_its_ids_and_resumes_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let rows = 70_000u64;
+    small_store(&src, rows, |r| 1000 + 3 * r + r % 5);
+    let (s, fvecs, ids) = (src.to_str().expect("utf-8"), tmp.path().join("v.fvecs"), tmp.path().join("my ids.npy"));
+    let (f, i) = (fvecs.to_str().expect("utf-8"), ids.to_str().expect("utf-8"));
+    for args in [&["export", s, f][..], &["export", s, i, "--ids-only"][..]] {
+        let out = quiver(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let copy = tmp.path().join("copy");
+    let out = quiver(&["import", copy.to_str().expect("utf-8"), f, "--ids", i]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("imported 70,000 vectors of 4 f32 (ids from"), "{}", text(&out));
+    let want = store_bits(&src);
+    assert!(store_bits(&copy) == want, "the copy is not the source, id for id and bit for bit");
+
+    // The last row torn: the file has 69,999 whole rows, so 69,999 ids.
+    let last_id = want[rows as usize - 1].0;
+    let short_ids = tmp.path().join("short ids.npy");
+    let out =
+        quiver(&["export", s, short_ids.to_str().expect("utf-8"), "--ids-only", "--where", &format!("..{last_id}")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let whole = std::fs::read(&fvecs).expect("fvecs");
+    let torn = tmp.path().join("torn.fvecs");
+    std::fs::write(&torn, &whole[..whole.len() - 20 + 3]).expect("write torn");
+    let (t, si) = (torn.to_str().expect("utf-8"), short_ids.to_str().expect("utf-8"));
+    let resumed = tmp.path().join("resumed");
+    let r = resumed.to_str().expect("utf-8");
+    let out = quiver(&["import", r, t, "--ids", si, "--batch-mib", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    // The path holds a space, so the hint quotes it as one shell word.
+    let resume = format!("resume with --skip-rows 65536 --ids '{si}'");
+    assert!(err.contains("malformed at byte offset") && err.contains(&resume), "stderr lacks {resume:?}:\n{err}");
+    assert!(store_bits(&resumed) == want[..65_536], "not the whole first batch and nothing of the second");
+
+    std::fs::write(&torn, &whole[..whole.len() - 20]).expect("mend the file");
+    let out = quiver(&["import", r, t, "--batch-mib", "1", "--skip-rows", "65536", "--ids", si]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(store_bits(&resumed) == want[..rows as usize - 1], "the resume did not complete the file");
+}
+
+// Proves `--ids` that cannot pair with the file is refused before anything
+// is written, into a new directory or an existing store: an ids file of
+// another length, a table (whose rows carry their own ids), and
+// `--first-id` beside it (a usage error).
+#[test]
+fn ids_that_cannot_pair_with_the_file_write_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    small_store(&src, 10, |r| 2 * r);
+    let s = src.to_str().expect("utf-8");
+    let (fvecs, parquet, ids) = (tmp.path().join("v.fvecs"), tmp.path().join("t.parquet"), tmp.path().join("ids.npy"));
+    let (f, p, i) = (fvecs.to_str().expect("utf-8"), parquet.to_str().expect("utf-8"), ids.to_str().expect("utf-8"));
+    for args in [&["export", s, f][..], &["export", s, p][..], &["export", s, i, "--ids-only", "--where", "..10"][..]] {
+        let out = quiver(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let existing = tmp.path().join("existing");
+    small_store(&existing, 3, |r| 100 + r);
+    let listing: Vec<String> = std::fs::read_dir(&existing)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let before = store_bits(&existing);
+    let cases: [(&str, &str); 2] = [(f, "5 ids for a fvecs file of 10 rows"), (p, "parquet table, whose rows carry")];
+    for (file, why) in cases {
+        for (dir, was) in [(tmp.path().join("new"), None), (existing.clone(), Some(&listing[..]))] {
+            let out = quiver(&["import", dir.to_str().expect("utf-8"), file, "--ids", i]);
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(why) && err.contains("nothing was written"), "{}", text(&out));
+            assert_untouched(&dir, was, &out);
+        }
+    }
+    assert!(store_bits(&existing) == before, "the existing store changed");
+    let new = tmp.path().join("new");
+    let out = quiver(&["import", new.to_str().expect("utf-8"), f, "--ids", i, "--first-id", "3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"), "{}", text(&out));
+    assert_untouched(&new, None, &out);
+}
+
+/// Writes a Parquet file `key: uint64, emb: fixed_size_list<f32, 4>`
+/// (another writer's names), the rows of [`small_store`] under ids
+/// `5 * row + 1`, the vector of row `null_at` null if given.
+fn write_renamed_parquet(path: &Path, rows: u64, null_at: Option<u64>) {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, UInt64Array};
+    use arrow_schema::{DataType, Field, Schema};
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let values =
+        Float32Array::from_iter_values((0..rows).flat_map(|r| (0..4).map(move |j| f32::from_bits(element_bits(r, j)))));
+    let nulls = null_at.map(|at| arrow_buffer::NullBuffer::from_iter((0..rows).map(|r| r != at)));
+    let emb = FixedSizeListArray::try_new(Arc::clone(&item), 4, Arc::new(values), nulls).expect("list");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("key", DataType::UInt64, false),
+        Field::new("emb", DataType::FixedSizeList(item, 4), true),
+    ]));
+    let key: ArrayRef = Arc::new(UInt64Array::from_iter_values((0..rows).map(|r| 5 * r + 1)));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![key, Arc::new(emb)]).expect("batch");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).expect("create"), schema, None)
+        .expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+// Proves a Parquet table whose columns are `key` and `emb` imports with
+// `--id-column key --vector-column emb`: its ids, bit for bit, as the
+// documented JSON; an import stopped by a bad row prints a resume hint
+// that names the columns, and completes the table; a named column that is
+// missing, or named for a file without columns, is refused with nothing
+// written.
+#[test]
+fn a_table_with_other_column_names_imports_by_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rows = 70_000u64;
+    let (table, bad) = (tmp.path().join("renamed.parquet"), tmp.path().join("bad.parquet"));
+    write_renamed_parquet(&table, rows, None);
+    write_renamed_parquet(&bad, rows, Some(69_000));
+    let expected = tmp.path().join("expected");
+    small_store(&expected, rows, |r| 5 * r + 1);
+    let want = store_bits(&expected);
+
+    let (t, b) = (table.to_str().expect("utf-8"), bad.to_str().expect("utf-8"));
+    let copy = tmp.path().join("copy");
+    let c = copy.to_str().expect("utf-8");
+    let out = quiver(&["import", c, t, "--id-column", "key", "--vector-column", "emb", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let value = json::check(stdout(&out).trim()).unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", text(&out)));
+    json::assert_documented(&value, "import");
+    assert_eq!(value["rows"].as_u64(), Some(rows));
+    assert!(store_bits(&copy) == want, "not the table's ids and vectors, bit for bit");
+
+    let resumed = tmp.path().join("resumed");
+    let r = resumed.to_str().expect("utf-8");
+    let out = quiver(&["import", r, b, "--batch-mib", "1", "--id-column", "key", "--vector-column", "emb"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let resume = "resume with --skip-rows 65536 --id-column key --vector-column emb";
+    assert!(err.contains("row 69000: the vector is null") && err.contains(resume), "stderr lacks {resume:?}:\n{err}");
+    assert!(store_bits(&resumed) == want[..65_536], "not the whole first batch and nothing of the second");
+    // The hint is the context of the error: the cause follows it after ": ".
+    let hint = err.split("resume with ").nth(1).and_then(|rest| rest.split(": ").next()).expect("flags");
+    let flags: Vec<&str> = hint.split_whitespace().collect();
+    let mut args = vec!["import", r, t, "--batch-mib", "1"];
+    args.extend(&flags);
+    let out = quiver(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(store_bits(&resumed) == want, "the hinted resume did not complete the table");
+
+    let fvecs = tmp.path().join("v.fvecs");
+    let out = quiver(&["export", expected.to_str().expect("utf-8"), fvecs.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let new = tmp.path().join("new");
+    let n = new.to_str().expect("utf-8");
+    let refusals: [(&[&str], &str); 3] = [
+        (&[t, "--id-column", "nope"], "the id column `nope` is not in the schema [key: UInt64, emb: "),
+        (&[t, "--vector-column", "key"], "the vector column `key` is of type UInt64"),
+        (&[fvecs.to_str().expect("utf-8"), "--id-column", "key"], "a fvecs file has no columns"),
+    ];
+    for (file_and_flags, why) in refusals {
+        let mut args = vec!["import", n];
+        args.extend(file_and_flags);
+        let out = quiver(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why) && err.contains("nothing was written"), "{}", text(&out));
+        assert_untouched(&new, None, &out);
+    }
+}
+
 // Proves the demo refuses to overwrite a non-empty directory that is not a
 // Quiver store, leaving it as it was.
 #[test]

@@ -2,9 +2,10 @@
 //! tables of the schema `id: uint64, vector: fixed_size_list<item, dim>`,
 //! the shape Spark, DuckDB, Polars, pandas and LanceDB exchange. On import a
 //! `list<item>` (or `large_list`) vector column is taken too when every
-//! row has the same length; the columns are found by name (`id`, `vector`)
-//! or, failing that, as the first unsigned integer column and the first
-//! list column. Nulls are refused, with their row.
+//! row has the same length; the columns are found by the names the caller
+//! gives ([`TableColumns`]), or else by name (`id`, `vector`) or, failing
+//! that, as the first id-typed integer column and the first list column.
+//! Nulls are refused, with their row. Exports write `id` and `vector`.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -20,7 +21,7 @@ use quiver_storage::ElementType;
 
 use crate::error::FormatError;
 use crate::transfer::TempFile;
-use crate::{FileShape, Format, ReadRows, Scalar, WriteRows};
+use crate::{FileShape, Format, ReadRows, Scalar, TableColumns, WriteRows};
 
 /// The record batches of a table, in order.
 type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>;
@@ -62,21 +63,77 @@ struct Columns {
     dim: Option<usize>,
 }
 
-fn find_columns(path: &Path, schema: &Schema) -> Result<Columns, FormatError> {
+/// Id columns: the integer types whose every value is a `u64` (`int64`
+/// too, but a negative value is refused with its row when read).
+fn is_id(f: &Field) -> bool {
+    matches!(f.data_type(), DataType::UInt64 | DataType::Int64 | DataType::UInt32)
+}
+
+fn is_list(f: &Field) -> bool {
+    matches!(f.data_type(), DataType::FixedSizeList(..) | DataType::List(_) | DataType::LargeList(_))
+}
+
+/// The schema as `name: type` pairs, for messages.
+fn describe(schema: &Schema) -> String {
+    let fields: Vec<String> = schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+    format!("[{}]", fields.join(", "))
+}
+
+/// The position of the column the caller named for `role`, which must
+/// exist and be of a type `fits` accepts (`wanted` says which).
+fn named_column(
+    path: &Path,
+    schema: &Schema,
+    name: &str,
+    role: &str,
+    fits: fn(&Field) -> bool,
+    wanted: &str,
+) -> Result<usize, FormatError> {
+    let Some(at) = schema.fields().iter().position(|f| f.name() == name) else {
+        return Err(FormatError::unsupported(
+            path,
+            format!("the {role} column `{name}` is not in the schema {}", describe(schema)),
+        ));
+    };
+    let field = &schema.fields()[at];
+    if !fits(field) {
+        return Err(FormatError::unsupported(
+            path,
+            format!(
+                "the {role} column `{name}` is of type {}, not {wanted} (the schema is {})",
+                field.data_type(),
+                describe(schema)
+            ),
+        ));
+    }
+    Ok(at)
+}
+
+fn find_columns(path: &Path, schema: &Schema, names: &TableColumns) -> Result<Columns, FormatError> {
     let fields = schema.fields();
-    let is_id = |f: &Field| matches!(f.data_type(), DataType::UInt64 | DataType::Int64 | DataType::UInt32);
-    let is_list =
-        |f: &Field| matches!(f.data_type(), DataType::FixedSizeList(..) | DataType::List(_) | DataType::LargeList(_));
-    let id = fields
-        .iter()
-        .position(|f| f.name() == "id" && is_id(f))
-        .or_else(|| fields.iter().position(|f| is_id(f)))
-        .ok_or_else(|| FormatError::unsupported(path, format!("no uint64 id column in the schema {schema}")))?;
-    let vector = fields
-        .iter()
-        .position(|f| f.name() == "vector" && is_list(f))
-        .or_else(|| fields.iter().position(|f| is_list(f)))
-        .ok_or_else(|| FormatError::unsupported(path, format!("no list column of vectors in the schema {schema}")))?;
+    let id = match &names.id {
+        Some(name) => named_column(path, schema, name, "id", is_id, "uint64, uint32 or int64")?,
+        None => fields
+            .iter()
+            .position(|f| f.name() == "id" && is_id(f))
+            .or_else(|| fields.iter().position(|f| is_id(f)))
+            .ok_or_else(|| {
+                FormatError::unsupported(
+                    path,
+                    format!("no id column (uint64, uint32 or int64) in the schema {}", describe(schema)),
+                )
+            })?,
+    };
+    let vector = match &names.vector {
+        Some(name) => named_column(path, schema, name, "vector", is_list, "a fixed_size_list, list or large_list")?,
+        None => fields
+            .iter()
+            .position(|f| f.name() == "vector" && is_list(f))
+            .or_else(|| fields.iter().position(|f| is_list(f)))
+            .ok_or_else(|| {
+                FormatError::unsupported(path, format!("no list column of vectors in the schema {}", describe(schema)))
+            })?,
+    };
     let (item, dim) = match fields[vector].data_type() {
         DataType::FixedSizeList(item, n) => (item.data_type(), usize::try_from(*n).ok()),
         DataType::List(item) | DataType::LargeList(item) => (item.data_type(), None),
@@ -85,7 +142,10 @@ fn find_columns(path: &Path, schema: &Schema) -> Result<Columns, FormatError> {
     let scalar = scalar_of(item).ok_or_else(|| {
         FormatError::unsupported(
             path,
-            format!("vector items of type {item} are not one Quiver stores (float32, float64, float16, uint8, int8)"),
+            format!(
+                "the vector column `{}` holds items of type {item}, not one Quiver stores (float32, float64, float16, uint8, int8)",
+                fields[vector].name()
+            ),
         )
     })?;
     Ok(Columns { id, vector, scalar, dim })
@@ -108,7 +168,7 @@ struct TableReader {
     row: u64,
 }
 
-pub(crate) fn open_reader(path: &Path, format: Format) -> Result<Box<dyn ReadRows>, FormatError> {
+pub(crate) fn open_reader(path: &Path, format: Format, names: &TableColumns) -> Result<Box<dyn ReadRows>, FormatError> {
     let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
     let arrow = |e: ArrowError| FormatError::malformed(path, 0, format!("not a readable {} file: {e}", format.name()));
     let (schema, batches, rows): Opened = match format {
@@ -123,7 +183,7 @@ pub(crate) fn open_reader(path: &Path, format: Format) -> Result<Box<dyn ReadRow
         Format::Parquet => parquet_reader(path, file)?,
         _ => unreachable!("only table formats come here"),
     };
-    let columns = find_columns(path, &schema)?;
+    let columns = find_columns(path, &schema, names)?;
     let mut reader = TableReader {
         path: path.to_path_buf(),
         format,

@@ -22,6 +22,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Tables with other column names
+//!
+//! A table's ids and vectors are found in the columns `id` and `vector`, or
+//! else in its first integer column of an id type (`uint64`, `uint32`,
+//! `int64`, negative ids refused with their row) and its first list column.
+//! Other names are given in a [`TableColumns`], through [`ReaderOptions`]
+//! and [`open_reader_with`]; a named column that is missing or of the wrong
+//! type is refused when the file is opened, before anything is written, by
+//! an error naming the column and the schema. [`open_reader`] and
+//! [`import_file`] keep the defaults; exports always write `id` and
+//! `vector`.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use quiver_formats::{ImportOptions, ReaderOptions, import_rows, open_reader_with};
+//! use quiver_storage::VectorStore;
+//!
+//! // A Parquet file `key: uint64, emb: fixed_size_list<float, 4>`.
+//! let path = Path::new("embeddings.parquet");
+//! let columns = ReaderOptions::default().id_column("key").vector_column("emb");
+//! let reader = open_reader_with(path, None, &columns)?;
+//! let store: VectorStore<f32> = VectorStore::open("vectors", reader.shape().dim)?;
+//! import_rows(&store, reader, path, &ImportOptions::default(), &mut |_| {})?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # What the routes promise
 //!
 //! - **Shape first.** A file's dimension and element type are read from its
@@ -78,15 +104,17 @@ mod arrow;
 mod error;
 mod ids;
 mod npy;
+mod open;
 mod transfer;
 mod vecs;
 
 pub use error::FormatError;
 pub use ids::WithIds;
 pub use npy::{NpyReader, NpyWriter};
+pub use open::{ReaderOptions, TableColumns, open_reader, open_reader_with, probe};
 pub use transfer::{
     ExportSummary, ImportOptions, ImportSummary, Progress, export_ids, export_snapshot, export_snapshot_with,
-    import_file, import_rows, open_reader, probe,
+    import_file, import_rows,
 };
 pub use vecs::{VecsKind, VecsReader, VecsWriter};
 

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use quiver_storage::{Element, Snapshot, VectorStore};
 
 use crate::error::FormatError;
-use crate::npy::NpyReader;
-use crate::vecs::{VecsKind, VecsReader, VecsWriter};
+use crate::open::open_reader;
+use crate::vecs::{VecsKind, VecsWriter};
 use crate::{FileShape, Format, NpyWriter, ReadRows, Scalar, WriteRows};
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -70,35 +70,6 @@ impl Drop for TempFile {
     }
 }
 
-fn format_of(path: &Path, format: Option<Format>) -> Result<Format, FormatError> {
-    format.or_else(|| Format::from_path(path)).ok_or_else(|| {
-        FormatError::unsupported(
-            path,
-            "the format is not known from the file name; name it (fvecs, bvecs, ivecs, npy, arrow, arrows, parquet)",
-        )
-    })
-}
-
-/// Opens `path` for reading in `format` (or the one its extension names).
-pub fn open_reader(path: &Path, format: Option<Format>) -> Result<Box<dyn ReadRows>, FormatError> {
-    let format = format_of(path, format)?;
-    Ok(match format {
-        Format::Npy => Box::new(NpyReader::open(path)?),
-        Format::ArrowFile | Format::ArrowStream | Format::Parquet => table_reader(path, format)?,
-        vecs => Box::new(VecsReader::open(path, VecsKind::of(vecs).expect("the other formats are vecs"))?),
-    })
-}
-
-#[cfg(feature = "arrow")]
-fn table_reader(path: &Path, format: Format) -> Result<Box<dyn ReadRows>, FormatError> {
-    crate::arrow::open_reader(path, format)
-}
-
-#[cfg(not(feature = "arrow"))]
-fn table_reader(path: &Path, format: Format) -> Result<Box<dyn ReadRows>, FormatError> {
-    Err(FormatError::unsupported(path, format!("this build has no {} support (the `arrow` feature)", format.name())))
-}
-
 #[cfg(feature = "arrow")]
 fn table_writer(path: &Path, format: Format, scalar: Scalar, dim: usize) -> Result<Box<dyn WriteRows>, FormatError> {
     crate::arrow::create_writer(path, format, scalar, dim)
@@ -107,11 +78,6 @@ fn table_writer(path: &Path, format: Format, scalar: Scalar, dim: usize) -> Resu
 #[cfg(not(feature = "arrow"))]
 fn table_writer(path: &Path, format: Format, _: Scalar, _: usize) -> Result<Box<dyn WriteRows>, FormatError> {
     Err(FormatError::unsupported(path, format!("this build has no {} support (the `arrow` feature)", format.name())))
-}
-
-/// What `path` holds, from its header, without reading any row.
-pub fn probe(path: &Path, format: Option<Format>) -> Result<FileShape, FormatError> {
-    Ok(open_reader(path, format)?.shape())
 }
 
 /// How [`import_file`] maps rows to ids, batches them, and when it stops.
@@ -176,6 +142,29 @@ impl ImportOptions {
     pub fn cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);
         self
+    }
+
+    /// The refusals [`import_rows`] makes from the file and these options
+    /// alone, before it writes anything: a first id for a file that carries
+    /// its own ids, and ids `first_id + row` that overflow `u64`. (The
+    /// shape checks need the store.) A caller that creates a store for the
+    /// file from its shape calls this first, so that a refused import
+    /// leaves no store behind; `path` names the file in messages.
+    pub fn check_reader(&self, reader: &dyn ReadRows, path: &Path) -> Result<(), FormatError> {
+        if reader.has_ids() && self.first_id != 0 {
+            return Err(FormatError::unsupported(
+                path,
+                "the file carries its own ids, so a first id cannot be given (it applies to files without an id column)",
+            ));
+        }
+        let last_row = reader.shape().rows.unwrap_or(0);
+        if self.first_id.checked_add(last_row).is_none() {
+            return Err(FormatError::unsupported(
+                path,
+                format!("ids from {} for {last_row} rows overflow u64", self.first_id),
+            ));
+        }
+        Ok(())
     }
 
     fn cancelled(&self) -> bool {
@@ -250,20 +239,8 @@ pub fn import_rows<T: Element>(
             store: store.dimension(),
         });
     }
-    if reader.has_ids() && options.first_id != 0 {
-        return Err(FormatError::unsupported(
-            path,
-            "the file carries its own ids, so a first id cannot be given (it applies to files without an id column)",
-        ));
-    }
+    options.check_reader(&*reader, path)?;
     let total = shape.rows.map(|r| r.saturating_sub(options.skip_rows));
-    let last_row = shape.rows.unwrap_or(0);
-    if options.first_id.checked_add(last_row).is_none() {
-        return Err(FormatError::unsupported(
-            path,
-            format!("ids from {} for {last_row} rows overflow u64", options.first_id),
-        ));
-    }
     if let Some(rows) = total {
         store.reserve_capacity(usize::try_from(rows).unwrap_or(usize::MAX))?;
     }

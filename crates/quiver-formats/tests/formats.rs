@@ -9,8 +9,8 @@ use std::path::Path;
 use half::f16;
 use proptest::prelude::*;
 use quiver_formats::{
-    Format, FormatError, ImportOptions, Scalar, WithIds, export_ids, export_snapshot, import_file, import_rows,
-    open_reader, probe,
+    Format, FormatError, ImportOptions, ReaderOptions, Scalar, WithIds, export_ids, export_snapshot, import_file,
+    import_rows, open_reader, open_reader_with, probe,
 };
 use quiver_storage::{Element, VectorStore};
 
@@ -446,7 +446,7 @@ mod tables {
     use std::sync::Arc;
 
     use arrow_array::builder::{Float32Builder, ListBuilder};
-    use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
+    use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, UInt64Array};
     use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
@@ -547,5 +547,89 @@ mod tables {
         let err = import_file(&t, &nulls, None, &ImportOptions::default(), &mut |_| {}).expect_err("null");
         assert!(matches!(err, FormatError::BadRow { row: 1, .. }) && err.to_string().contains("null"), "{err}");
         assert_eq!(t.len(), 0);
+    }
+
+    /// A table `rank: uint64, key: <ids>, emb: fixed_size_list<f32, 4>`,
+    /// one row per id, `rank` counting down so that it is never `key`.
+    fn renamed_table(ids: ArrayRef, rows: &[Vec<f32>]) -> RecordBatch {
+        let n = rows.len() as u64;
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let values = Float32Array::from(rows.concat());
+        let emb = FixedSizeListArray::try_new(Arc::clone(&item), 4, Arc::new(values), None).expect("fixed-size list");
+        let schema = Schema::new(vec![
+            Field::new("rank", DataType::UInt64, false),
+            Field::new("key", ids.data_type().clone(), false),
+            Field::new("emb", DataType::FixedSizeList(item, 4), false),
+        ]);
+        let rank: ArrayRef = Arc::new(UInt64Array::from_iter_values((0..n).rev()));
+        RecordBatch::try_new(Arc::new(schema), vec![rank, ids, Arc::new(emb)]).expect("batch")
+    }
+
+    // Proves a table whose columns are not `id` and `vector` imports from the
+    // columns named in ReaderOptions, bit for bit under the named ids (not
+    // those of the first integer column, which the defaults would take);
+    // that export still writes `id` and `vector`; and that a named column
+    // that is missing or of the wrong type, an int64 id that is negative, and
+    // column names for a file without columns are refused, naming the
+    // column (and the schema) or the row, with nothing written.
+    #[test]
+    fn named_columns_are_read_and_bad_names_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows: Vec<Vec<f32>> = (0..100u32)
+            .map(|i| (0..4u32).map(|j| f32::from_bits((i * 4 + j).wrapping_mul(2_654_435_761))).collect())
+            .collect();
+        let keys: Vec<u64> = (0..100u64).map(|i| u64::MAX - 11 * i).collect();
+        let file = dir.path().join("renamed.parquet");
+        write_parquet(&file, &renamed_table(Arc::new(UInt64Array::from(keys.clone())), &rows));
+        let named = ReaderOptions::default().id_column("key").vector_column("emb");
+
+        let s = store::<f32>(dir.path(), "s", 4);
+        let reader = open_reader_with(&file, None, &named).expect("open by names");
+        let options = ImportOptions::default().batch_bytes(7 * 16);
+        import_rows(&s, reader, &file, &options, &mut |_| {}).expect("import");
+        let want: Vec<(u64, Vec<u8>)> = {
+            let mut w: Vec<_> =
+                keys.iter().zip(&rows).map(|(&k, v)| (k, bytemuck::cast_slice::<f32, u8>(v).to_vec())).collect();
+            w.sort();
+            w
+        };
+        assert!(bits(&s) == want, "not the named columns' ids and bits");
+        let by_default = store::<f32>(dir.path(), "by-default", 4);
+        import_file(&by_default, &file, None, &ImportOptions::default(), &mut |_| {}).expect("import by defaults");
+        let first = bytemuck::cast_slice::<f32, u8>(&rows[0]).to_vec();
+        assert!(bits(&by_default).contains(&(99, first)), "the defaults take the first integer column, `rank`");
+
+        let out = dir.path().join("out.parquet");
+        export_snapshot(&s.snapshot(), &out, Format::Parquet, .., &mut |_| {}).expect("export");
+        let t = store::<f32>(dir.path(), "t", 4);
+        import_file(&t, &out, None, &ImportOptions::default(), &mut |_| {}).expect("the export has id and vector");
+        assert!(bits(&t) == want);
+
+        let refusals = [
+            (ReaderOptions::default().id_column("nope"), "the id column `nope` is not in the schema"),
+            (ReaderOptions::default().vector_column("vector"), "the vector column `vector` is not in the schema"),
+            (ReaderOptions::default().id_column("emb"), "the id column `emb` is of type FixedSizeList"),
+            (ReaderOptions::default().vector_column("key"), "the vector column `key` is of type UInt64"),
+        ];
+        for (options, why) in refusals {
+            let err = open_reader_with(&file, None, &options).err().expect("refused");
+            let message = err.to_string();
+            assert!(message.contains(why) && message.contains("[rank: UInt64, key: UInt64, emb: "), "{message}");
+            assert!(matches!(err, FormatError::Unsupported { .. }), "{err:?}");
+        }
+
+        let signed = dir.path().join("signed.parquet");
+        let ids: Vec<i64> = (0..100).map(|i| if i == 57 { -3 } else { i }).collect();
+        write_parquet(&signed, &renamed_table(Arc::new(Int64Array::from(ids)), &rows));
+        let u = store::<f32>(dir.path(), "u", 4);
+        let reader = open_reader_with(&signed, None, &named).expect("int64 ids are taken");
+        let err = import_rows(&u, reader, &signed, &ImportOptions::default(), &mut |_| {}).expect_err("negative");
+        assert!(matches!(err, FormatError::BadRow { row: 57, .. }) && err.to_string().contains("-3"), "{err}");
+
+        let fvecs = dir.path().join("v.fvecs");
+        fs::write(&fvecs, fvecs_bytes(&rows)).expect("write");
+        let err = open_reader_with(&fvecs, None, &named).err().expect("no columns");
+        assert!(err.to_string().contains("a fvecs file has no columns"), "{err}");
+        assert_eq!(u.len(), 0);
     }
 }

@@ -103,6 +103,36 @@ def test_duckdb_queries_the_parquet_export_and_writes_one_quiver_imports(
     assert np.load(tmp_path / "back.npy").tobytes() == data[::2].tobytes()
 
 
+def test_duckdb_parquet_with_other_column_names_imports_by_name(
+    store: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    """DuckDB's Parquet with the columns renamed (``key``, ``emb``) behind
+    another integer column imports with --id-column key --vector-column emb:
+    the same ids and vectors. Without the names, the first integer column
+    (``rank``) would give the ids."""
+    path, data = store
+    parquet = tmp_path / "all.parquet"
+    quiver("export", path, parquet)
+    renamed = tmp_path / "renamed.parquet"
+    duckdb.connect().execute(
+        f"COPY (SELECT ({N} - id)::UBIGINT AS rank, id + 7 AS key, vector AS emb "
+        f"FROM '{parquet}' WHERE id % 3 = 0 ORDER BY id) TO '{renamed}' (FORMAT parquet)"
+    )
+    for flags, ids in [
+        (["--id-column", "key", "--vector-column", "emb"], np.arange(0, N, 3) + 7),
+        ([], N - np.arange(0, N, 3)),
+    ]:
+        dest = tmp_path / f"from-renamed-{len(flags)}"
+        quiver("import", dest, renamed, *flags)
+        quiver("export", dest, tmp_path / "back.npy")
+        quiver("export", dest, tmp_path / "back-ids.npy", "--ids-only")
+        order = np.argsort(ids)
+        got_ids = np.load(tmp_path / "back-ids.npy")
+        assert np.array_equal(got_ids, ids[order].astype(np.uint64)), flags
+        back = np.load(tmp_path / "back.npy")
+        assert back.tobytes() == data[::3][order].tobytes(), flags
+
+
 def read_fvecs(path: Path) -> np.ndarray:
     """The format's definition, as faiss's contrib/vecs_io.py reads it: an
     int32 dimension before each row of float32."""
