@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use quiver::{Element, Snapshot, VectorStore};
-use quiver_formats::{Format, FormatError, ImportOptions, Progress, WithIds};
+use quiver_formats::{Format, FormatError, ImportOptions, Progress, ReaderOptions, WithIds};
 
 use crate::errors;
 
@@ -79,12 +79,13 @@ pub(crate) fn import<T: Element>(
     store: &VectorStore<T>,
     path: &Path,
     format: Option<Format>,
+    columns: &ReaderOptions,
     ids: Ids,
     options: ImportOptions,
     callback: &mut Callback,
 ) -> Result<u64, FormatError> {
     let options = options.cancel_flag(Arc::clone(&callback.stop));
-    let reader = quiver_formats::open_reader(path, format)?;
+    let reader = quiver_formats::open_reader_with(path, format, columns)?;
     let reader: Box<dyn quiver_formats::ReadRows> = match ids {
         Ids::Rows => reader,
         Ids::File(ids) => Box::new(WithIds::from_file(reader, &ids)?),

@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use quiver::Durability;
-use quiver_formats::ImportOptions;
+use quiver_formats::{ImportOptions, ReaderOptions};
 
 use crate::cache::SnapshotCache;
 use crate::convert::{Ids, Shape, Vectors, owned};
@@ -262,8 +262,10 @@ impl PyStore {
     /// the format named by `format` or by the file's extension. The file's
     /// dimension and element type must be the store's (else
     /// `quiver.DimensionMismatch` / `quiver.ElementTypeMismatch`, with
-    /// nothing stored). Row `r` gets id `first_id + r`, unless the table
-    /// carries ids or `ids` gives them: an integer array with one id per
+    /// nothing stored). A table's columns are found by the names `id` and
+    /// `vector` (else the first unsigned-integer and list columns), or by
+    /// `id_column` and `vector_column`. Row `r` gets id `first_id + r`,
+    /// unless the table carries ids or `ids` gives them: an integer array with one id per
     /// row, or the path of a 1-D uint64 `.npy` (what `export_file(...,
     /// ids_path=...)` writes). The file is streamed in atomic batches
     /// (`batch_bytes` of vectors each, 16 MiB by default); a damaged row
@@ -273,7 +275,8 @@ impl PyStore {
     /// batch; an exception from it, or Ctrl-C, stops the import between
     /// two batches. Ends with `flush()`. The GIL is released meanwhile.
     #[pyo3(signature = (
-        path, format = None, *, ids = None, first_id = 0, skip_rows = 0, batch_bytes = 16 << 20, progress = None
+        path, format = None, *, ids = None, first_id = 0, skip_rows = 0, batch_bytes = 16 << 20,
+        id_column = None, vector_column = None, progress = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn import_file(
@@ -285,9 +288,18 @@ impl PyStore {
         first_id: u64,
         skip_rows: u64,
         batch_bytes: usize,
+        id_column: Option<String>,
+        vector_column: Option<String>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<u64> {
         let format = formats::format(format)?;
+        let mut columns = ReaderOptions::default();
+        if let Some(name) = id_column {
+            columns = columns.id_column(name);
+        }
+        if let Some(name) = vector_column {
+            columns = columns.vector_column(name);
+        }
         let options = ImportOptions::default().first_id(first_id).skip_rows(skip_rows).batch_bytes(batch_bytes);
         let ids = match ids {
             None => formats::Ids::Rows,
@@ -299,7 +311,7 @@ impl PyStore {
             let guard = self.inner.read();
             let store = guard.as_ref().ok_or(quiver_formats::FormatError::Store(quiver::Error::Closed))?;
             dispatch!(AnyStore, store, s, _T => {
-                formats::import(s, &path, format, ids, options, &mut callback)
+                formats::import(s, &path, format, &columns, ids, options, &mut callback)
             })
         });
         self.cache.invalidate();

@@ -190,6 +190,23 @@ def test_an_export_stopped_by_its_callback_leaves_no_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a"]
 
 
+def test_table_columns_by_name(tmp_path):
+    """Columns named otherwise are picked by id_column / vector_column; a
+    missing one is refused with nothing stored."""
+    vectors = np.arange(8, dtype=np.float32).reshape(2, 4)
+    emb = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 4)
+    rank = np.array([1, 2], dtype=np.uint64)
+    table = pa.table({"rank": rank, "key": np.array([70, 80], dtype=np.uint64), "emb": emb})
+    pq.write_table(table, tmp_path / "t.parquet")
+    with quiver.open(tmp_path / "s", 4) as store:
+        with pytest.raises(quiver.InvalidArgument, match="nope"):
+            store.import_file(tmp_path / "t.parquet", id_column="nope", vector_column="emb")
+        assert len(store) == 0
+        assert store.import_file(tmp_path / "t.parquet", id_column="key", vector_column="emb") == 2
+        assert sorted(store.ids().tolist()) == [70, 80]
+        assert store.get(80).tolist() == [4, 5, 6, 7]
+
+
 def test_a_table_written_by_pyarrow_imports(tmp_path):
     """A Parquet table pyarrow wrote (fixed_size_list vectors, uint64 ids)
     goes in with its ids; a list column of one length does too."""

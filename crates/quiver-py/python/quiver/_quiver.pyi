@@ -196,6 +196,8 @@ class Store:
         first_id: int = 0,
         skip_rows: int = 0,
         batch_bytes: int = ...,
+        id_column: str | None = None,
+        vector_column: str | None = None,
         progress: _Progress | None = None,
     ) -> int:
         """Stores every row of an fvecs, bvecs, npy, Arrow or Parquet file."""
