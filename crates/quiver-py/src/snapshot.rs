@@ -47,7 +47,7 @@ impl AnySnapshot {
     /// Vector `id` as a read-only NumPy view that keeps this snapshot alive,
     /// or `None`.
     pub(crate) fn get<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Option<Bound<'py, PyAny>>> {
-        dispatch!(AnySnapshot, self, s, _T => s.get(id).map(|v| view::snapshot_vector(py, self, v))).transpose()
+        view::vector_of(py, self, id)
     }
 
     /// Writes the vectors with ids in `id_range` to `path` (see
@@ -228,21 +228,12 @@ impl PySnapshot {
     /// Raises `quiver.Error` if the data file outgrew one mapped window
     /// (64 GiB by default, see `map_window_bytes`).
     fn vectors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let dtype = self.inner.dtype();
-        let dim = self.inner.dim();
-        let rows = self.inner.slot_count() as usize;
-        dispatch!(AnySnapshot, &self.inner, s, _T => {
-            if rows == 0 {
-                view::snapshot_rows(py, &self.inner, &[], dtype, 0, dim, s.slot_stride_bytes())
-            } else {
-                let span = s.slot_payloads().ok_or_else(|| {
-                    errors::raise(
-                        "Error",
-                        "the snapshot's slots span more than one mapped window; read them with get() or a snapshot per window".into(),
-                    )
-                })?;
-                view::snapshot_rows(py, &self.inner, span, dtype, rows, dim, s.slot_stride_bytes())
-            }
+        view::slots_of(py, &self.inner)?.ok_or_else(|| {
+            errors::raise(
+                "Error",
+                "the snapshot's slots span more than one mapped window; read them with get() or a snapshot per window"
+                    .into(),
+            )
         })
     }
 

@@ -33,7 +33,7 @@ use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::dtype::{DType, PyElement};
+use crate::dtype::{DType, PyElement, dispatch};
 use crate::snapshot::AnySnapshot;
 
 /// The base object of every array over a snapshot's bytes: it keeps the
@@ -43,42 +43,46 @@ pub(crate) struct SnapshotPin {
     _snapshot: AnySnapshot,
 }
 
-/// Vector `slice` of `owner` as a read-only 1-D array; `slice` must lie
-/// inside the records `owner` keeps mapped.
-pub(crate) fn snapshot_vector<'py, T: PyElement>(
-    py: Python<'py>,
-    owner: &AnySnapshot,
-    slice: &[T],
-) -> PyResult<Bound<'py, PyAny>> {
-    let item = size_of::<T>() as npy_intp;
-    let bytes: &[u8] = bytemuck::cast_slice(slice);
-    over_snapshot(py, owner, bytes, T::DTYPE, &[slice.len() as npy_intp], &[item])
+/// Vector `id` of `owner` as a read-only 1-D array over its mapped record,
+/// or `None` if the snapshot does not hold it.
+pub(crate) fn vector_of<'py>(py: Python<'py>, owner: &AnySnapshot, id: u64) -> PyResult<Option<Bound<'py, PyAny>>> {
+    dispatch!(AnySnapshot, owner, s, T => match s.get(id) {
+        Some(v) => {
+            let dims = [v.len() as npy_intp];
+            let strides = [size_of::<T>() as npy_intp];
+            over_snapshot(py, owner, bytemuck::cast_slice(v), T::DTYPE, &dims, &strides).map(Some)
+        }
+        None => Ok(None),
+    })
 }
 
-/// `rows` rows of `cols` elements of `dtype`, `row_stride_bytes` apart,
-/// over `span`, as a read-only 2-D array. `span` must lie inside the
-/// records `owner` keeps mapped and hold every row (it may be empty when
-/// `rows` is 0).
-pub(crate) fn snapshot_rows<'py>(
-    py: Python<'py>,
-    owner: &AnySnapshot,
-    span: &[u8],
-    dtype: DType,
-    rows: usize,
-    cols: usize,
-    row_stride_bytes: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let item = item_bytes(dtype);
-    assert!(rows == 0 || span.len() >= (rows - 1) * row_stride_bytes + cols * item, "the span holds every row");
-    let dims = [rows as npy_intp, cols as npy_intp];
-    let strides = [row_stride_bytes as npy_intp, item as npy_intp];
-    over_snapshot(py, owner, span, dtype, &dims, &strides)
+/// Every slot of `owner` as one read-only `(slot_count, dim)` array over
+/// the mapped records (rows a record apart), or `None` when the slots span
+/// more than one mapped window.
+pub(crate) fn slots_of<'py>(py: Python<'py>, owner: &AnySnapshot) -> PyResult<Option<Bound<'py, PyAny>>> {
+    dispatch!(AnySnapshot, owner, s, T => {
+        let rows = s.slot_count() as usize;
+        let span: &[u8] = if rows == 0 {
+            &[]
+        } else {
+            match s.slot_payloads() {
+                Some(span) => span,
+                None => return Ok(None),
+            }
+        };
+        let item = size_of::<T>();
+        let stride = s.slot_stride_bytes();
+        assert!(rows == 0 || span.len() >= (rows - 1) * stride + s.dim() * item, "the span holds every row");
+        let dims = [rows as npy_intp, s.dim() as npy_intp];
+        let strides = [stride as npy_intp, item as npy_intp];
+        over_snapshot(py, owner, span, T::DTYPE, &dims, &strides).map(Some)
+    })
 }
 
 /// A read-only array of `dtype` with `dims` and byte `strides` whose first
 /// element is at the start of `span`, based on a new [`SnapshotPin`] of
-/// `owner`. The caller guarantees that every element the dims and strides
-/// reach lies inside `span` and that `span` lies inside what `owner` pins.
+/// `owner`. Only [`vector_of`] and [`slots_of`] call it, with a `span` they
+/// took from `owner` itself and dims and strides that stay inside it.
 fn over_snapshot<'py>(
     py: Python<'py>,
     owner: &AnySnapshot,
