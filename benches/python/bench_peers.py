@@ -290,7 +290,7 @@ def main() -> None:
     print(f"point reads, {args.reads:,} random ids (each vector summed)")
     row("quiver store.get(id).sum()", "quiver", "point reads", scale=per_read_us)
     row(
-        "numpy a[i].sum() (a: the np.memmap np.load returns)",
+        "numpy a[i].sum(), a the np.memmap from np.load",
         "numpy",
         "point reads",
         "point reads",
