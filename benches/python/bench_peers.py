@@ -10,7 +10,8 @@ each in a fresh temporary directory:
   `snap = store.snapshot()`, `snap.vectors()[snap.live_mask()].sum()` (the
   scan: every live vector, correct whatever was deleted; it copies them).
   The zero-copy `snap.vectors().sum()`, right only while every slot is live
-  (a fresh store), is timed too.
+  (a fresh store), is timed too. A fourth job times the write alone with
+  `reserve_capacity(count)` after the open (what bench_store.py times).
 - NumPy: `np.save` of the whole array (no batches: np.save writes one array)
   timed once without and once including `os.fsync` of the file and its
   directory (np.save does no fsync: without it the data are in the page
@@ -93,12 +94,15 @@ class Clock:
         self.started = time.perf_counter()
 
 
-def run_quiver(data: np.ndarray, batch: int, reads: np.ndarray, directory: Path) -> Clock:
+def run_quiver(data: np.ndarray, batch: int, reads: np.ndarray, directory: Path, reserve: bool) -> Clock:
+    """The Quiver job; with `reserve`, `reserve_capacity(count)` first and the write phases only."""
     path = directory / "quiver"
     ids = np.arange(len(data), dtype=np.uint64)
     c = Clock()
     started = c.started
     store = quiver.open(path, data.shape[1])
+    if reserve:
+        store.reserve_capacity(len(data))
     for start in range(0, len(data), batch):
         store.store_batch(ids[start : start + batch], data[start : start + batch])
     batches_done = time.perf_counter()
@@ -107,6 +111,8 @@ def run_quiver(data: np.ndarray, batch: int, reads: np.ndarray, directory: Path)
     c.lap("write + durable")
     # The same write split: the copy in, then the flush (fdatasync) + close.
     c.phases["write: open + store_batch"] = batches_done - started
+    if reserve:
+        return c
     store = quiver.open(path, data.shape[1])
     c.lap("reopen")
     get = store.get
@@ -235,7 +241,8 @@ def main() -> None:
     data = np.random.default_rng(0).standard_normal((args.count, args.dim), dtype=np.float32)
     reads = np.random.default_rng(1).choice(args.count, size=args.reads, replace=False).astype(np.uint64)
     jobs: dict[str, Callable[[Path], Clock]] = {
-        "quiver": lambda d: run_quiver(data, args.batch, reads, d),
+        "quiver": lambda d: run_quiver(data, args.batch, reads, d, reserve=False),
+        "quiver-reserved": lambda d: run_quiver(data, args.batch, reads, d, reserve=True),
         "numpy": lambda d: run_numpy(data, args.batch, reads, d),
         "lancedb": lambda d: run_lance(data, args.batch, reads, d, args.lance_single),
     }
@@ -248,7 +255,7 @@ def main() -> None:
                 results[name].append(jobs[name](Path(tmp)))
         sums = {name: results[name][-1].sums for name in names}
         for key in ("point", "scan"):
-            values = [s[key] for s in sums.values()]
+            values = [s[key] for s in sums.values() if key in s]
             if not np.allclose(values, values[0], rtol=1e-4, atol=1e-2 * args.dim):
                 raise RuntimeError(f"the {key} sums disagree: {sums}")
         print(f"run {run}: order {', '.join(order)}", flush=True)
@@ -278,6 +285,8 @@ def main() -> None:
     print("write + durable")
     row("quiver open + store_batch + flush + close", "quiver", "write + durable")
     row("  of which open + store_batch", "quiver", "write: open + store_batch")
+    row("quiver, reserve_capacity(count) first", "quiver-reserved", "write + durable", "write + durable")
+    row("  of which open + reserve + store_batch", "quiver-reserved", "write: open + store_batch")
     row("numpy np.save, no fsync (not durable)", "numpy", "write (no fsync)", "write + durable")
     row("numpy np.save + fsync", "numpy", "write + durable", "write + durable")
     row("lancedb create_table + add (no fsync)", "lancedb", "write (no fsync)", "write + durable")
