@@ -41,7 +41,10 @@ repository root:
 
 with the virtual environment that has the package, numpy, pyarrow and
 lancedb installed (`--dir` chooses where the directories go: the default
-is /tmp, on this machine ext4).
+is /tmp, on this machine ext4). What each peer syncs, with strace:
+
+    strace -f -c -e trace=fsync,fdatasync,msync,sync_file_range,syncfs \
+        python benches/python/bench_peers.py --write-only lancedb --count 10000 --batch 1000
 """
 
 from __future__ import annotations
@@ -225,6 +228,27 @@ def run_lance(data: np.ndarray, batch: int, reads: np.ndarray, directory: Path, 
     return c
 
 
+def write_only(peer: str, data: np.ndarray, batch: int, where: str) -> None:
+    """The write of one peer as its user would call it, with no fsync of the bench's own."""
+    ids = np.arange(len(data), dtype=np.uint64)
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        if peer == "quiver":
+            store = quiver.open(Path(tmp) / "quiver", data.shape[1])
+            for start in range(0, len(data), batch):
+                store.store_batch(ids[start : start + batch], data[start : start + batch])
+            store.flush()
+            store.close()
+        elif peer == "numpy":
+            np.save(Path(tmp) / "vectors.npy", data)
+        else:
+            table = lancedb.connect(Path(tmp) / "lance").create_table(
+                "vectors", arrow_batch(ids[:batch], data[:batch])
+            )
+            for start in range(batch, len(data), batch):
+                table.add(arrow_batch(ids[start : start + batch], data[start : start + batch]))
+            table.create_index("id", config=BTree())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,9 +260,17 @@ def main() -> None:
     parser.add_argument("--lance-single", type=int, default=200, help="ids LanceDB reads one query each")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", default="/tmp", help="where the temporary directories go")
+    parser.add_argument(
+        "--write-only",
+        choices=["quiver", "numpy", "lancedb"],
+        help="only this peer's own write, untimed and without the bench's fsyncs, then exit (for strace)",
+    )
     args = parser.parse_args()
 
     data = np.random.default_rng(0).standard_normal((args.count, args.dim), dtype=np.float32)
+    if args.write_only:
+        write_only(args.write_only, data, args.batch, args.dir)
+        return
     reads = np.random.default_rng(1).choice(args.count, size=args.reads, replace=False).astype(np.uint64)
     jobs: dict[str, Callable[[Path], Clock]] = {
         "quiver": lambda d: run_quiver(data, args.batch, reads, d, reserve=False),
