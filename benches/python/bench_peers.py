@@ -283,6 +283,9 @@ def main() -> None:
     for run in range(args.runs):
         order = names[run % len(names) :] + names[: run % len(names)]
         for name in order:
+            # Nothing left to write back from the job before (its files
+            # deleted, say) may slow this one's writes.
+            os.sync()
             with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
                 results[name].append(jobs[name](Path(tmp)))
         sums = {name: results[name][-1].sums for name in names}
