@@ -142,6 +142,30 @@ impl Default for Index {
 }
 
 #[inline]
+/// The shards `changes` touch, ascending, each once. A batch of a few
+/// changes (the common single `store`) sorts them; a large one marks a
+/// table of every shard.
+fn touched_shards(changes: &[Change]) -> Vec<usize> {
+    if changes.len() <= 64 {
+        let mut shards: Vec<usize> = changes.iter().map(|&(id, _)| shard_of(id)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        shards
+    } else {
+        let mut touched = [false; SHARDS];
+        for &(id, _) in changes {
+            touched[shard_of(id)] = true;
+        }
+        (0..SHARDS).filter(|&s| touched[s]).collect()
+    }
+}
+
+/// Where `id`'s shard is in `shards` (from [`touched_shards`] of a batch
+/// holding `id`).
+fn position_of(shards: &[usize], id: u64) -> usize {
+    shards.binary_search(&shard_of(id)).expect("the batch's shards include every id's")
+}
+
 pub(crate) fn shard_of(id: u64) -> usize {
     // Fibonacci hashing: spreads sequential ids across shards.
     (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
@@ -275,26 +299,23 @@ impl Index {
         acc
     }
 
-    /// Makes room for the ids `changes` insert, in every shard they touch,
-    /// without holding any write lock during a rehash. Each shard is copied
-    /// under its upgradable lock, so no shard changes between the copy and
-    /// the swap whoever else is applying or reserving.
-    pub(crate) fn reserve_for(&self, changes: &[Change]) {
-        let mut incoming = [0usize; SHARDS];
-        let mut touched = [false; SHARDS];
+    /// Makes room for the ids `changes` insert, in the `shards` they touch
+    /// (from [`touched_shards`]), without holding any write lock during a
+    /// rehash. Each shard is copied under its upgradable lock, so no shard
+    /// changes between the copy and the swap whoever else is applying or
+    /// reserving.
+    fn reserve_for(&self, shards: &[usize], changes: &[Change]) {
+        let mut incoming = vec![0usize; shards.len()];
         for &(id, slot) in changes {
-            touched[shard_of(id)] = true;
             if slot.is_some() {
-                incoming[shard_of(id)] += 1;
+                incoming[position_of(shards, id)] += 1;
             }
         }
-        for (shard, &n) in incoming.iter().enumerate() {
-            if touched[shard] {
-                // Best effort: if the table cannot be grown (or copied away
-                // from the read views sharing it) ahead, the changes do it
-                // under the write lock (module docs).
-                let _ = self.grow_shard(shard, n);
-            }
+        for (&shard, &n) in shards.iter().zip(&incoming) {
+            // Best effort: if the table cannot be grown (or copied away from
+            // the read views sharing it) ahead, the changes do it under the
+            // write lock (module docs).
+            let _ = self.grow_shard(shard, n);
         }
     }
 
@@ -383,13 +404,10 @@ impl Index {
 
     fn apply_inner(&self, position: Option<(Lsn, Slot)>, changes: &[Change]) -> Vec<Slot> {
         let _one_batch_at_a_time = self.apply_lock.lock();
-        self.reserve_for(changes);
-        let mut touched = [false; SHARDS];
-        for &(id, _) in changes {
-            touched[shard_of(id)] = true;
-        }
-        let mut guards: Vec<Option<RwLockWriteGuard<'_, Arc<Map>>>> =
-            (0..SHARDS).map(|s| touched[s].then(|| self.shards[s].write())).collect();
+        let shards = touched_shards(changes);
+        self.reserve_for(&shards, changes);
+        // Locked in ascending shard order, as every multi-shard writer does.
+        let mut guards: Vec<RwLockWriteGuard<'_, Arc<Map>>> = shards.iter().map(|&s| self.shards[s].write()).collect();
         // Odd: snapshots that overlap this batch discard their copy.
         self.version.fetch_add(1, Ordering::Release);
         if let Some((lsn, end_slot)) = position {
@@ -403,7 +421,7 @@ impl Index {
             // the write lock (readers of that shard wait for that copy: the
             // one case they do, and only when a view is taken in the few
             // microseconds between the two).
-            let map = Arc::make_mut(guards[shard_of(id)].as_mut().expect("every touched shard is locked"));
+            let map = Arc::make_mut(&mut guards[position_of(&shards, id)]);
             let old = match slot {
                 Some(s) => map.insert(id, s),
                 None => map.remove(&id),

@@ -79,7 +79,7 @@ pub(crate) struct CommitState {
     /// into two groups that alternate.
     pub in_flight: usize,
     /// Whether a new leader is waiting for in-flight writers
-    /// (`VectorStore::batch_logged` is then notified as each one logs).
+    /// (`VectorStore::batch_logged` is then notified when the last logs).
     pub gathering: bool,
     /// How long the last group sync took: the longest a leader waits to
     /// gather (waiting longer than a sync would cost more than it saves).
@@ -109,7 +109,9 @@ impl<'a, T: Element> InFlight<'a, T> {
     fn logged(mut self, c: &mut CommitState) {
         if let Some(store) = self.store.take() {
             c.in_flight -= 1;
-            if c.gathering {
+            // The leader waits for the last one only: waking it for each
+            // would cost a context switch per writer of the group.
+            if c.gathering && c.in_flight == 0 {
                 store.batch_logged.notify_one();
             }
         }
@@ -122,7 +124,7 @@ impl<T: Element> Drop for InFlight<'_, T> {
         if let Some(store) = self.store.take() {
             let mut c = store.commit.lock();
             c.in_flight -= 1;
-            if c.gathering {
+            if c.gathering && c.in_flight == 0 {
                 store.batch_logged.notify_one();
             }
         }

@@ -90,8 +90,8 @@ pub struct VectorStore<T: Element> {
     gauges: WriterGauges,
     commit: Mutex<CommitState>,
     commit_done: Condvar,
-    /// Notified as a `Sync` writer logs its batch while a new group-commit
-    /// leader gathers (`CommitState::gathering`).
+    /// Notified when the last in-flight `Sync` writer logs its batch while a
+    /// new group-commit leader gathers (`CommitState::gathering`).
     batch_logged: Condvar,
     /// The current WAL segment, for a group-commit leader's sync. Replaced
     /// only by a checkpoint, when no batch is pending.
