@@ -15,6 +15,9 @@
 //!   from the CPU caches) of a hot store of `QUIVER_BENCH_VECTORS` vectors,
 //!   every vector summed: `VectorStore::get`, `Snapshot::get`, and
 //!   `Snapshot::get_many` / `get_many_into` of 64 ids at a time.
+//! - `scan`: every vector of the same store summed, in file order, through
+//!   `VectorStore::for_each` and `Snapshot::iter` (throughput: payload
+//!   bytes).
 //! - `search_kernel`: one exact top-10 Cosine query, one thread, over the
 //!   same store's snapshot (throughput: payload bytes scanned).
 //! - `import`: `import_file` of an `.npy` of `QUIVER_BENCH_BULK_VECTORS`
@@ -250,6 +253,29 @@ fn reads(c: &mut Criterion, slot: &mut Option<ReadStore>, count: u64) {
                 for v in &out {
                     total += sum(v.expect("present"));
                 }
+            }
+            total
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("scan");
+    group.throughput(Throughput::Bytes(count * (DIM * 4) as u64));
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function(BenchmarkId::new("for_each_sum", count), |b| {
+        let r = read_store(slot, count);
+        b.iter(|| {
+            let mut total = 0.0f32;
+            r.store.for_each(|_, v| total += sum(v));
+            total
+        })
+    });
+    group.bench_function(BenchmarkId::new("snapshot_iter_sum", count), |b| {
+        let r = read_store(slot, count);
+        b.iter(|| {
+            let mut total = 0.0f32;
+            for (_, v) in r.snapshot.iter() {
+                total += sum(v);
             }
             total
         })
