@@ -654,3 +654,58 @@ fn is_out_of_space(e: &std::io::Error) -> bool {
     [Errno::NOSPC, Errno::DQUOT, Errno::FBIG].iter().any(|x| Some(x.raw_os_error()) == code)
         || e.kind() == std::io::ErrorKind::StorageFull
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use crate::{Durability, StoreOptions, VectorStore};
+
+    fn in_flight(store: &VectorStore<f32>) -> usize {
+        store.commit.lock().in_flight
+    }
+
+    // Proves every way out of a `Sync` commit gives back its in-flight
+    // count: a leaked count would make every later group-commit leader wait
+    // out its deadline for a writer that never comes. Covers a commit that
+    // logs, a delete of an absent id (nothing logged), a commit refused on a
+    // closed store, and eight concurrent writers.
+    #[test]
+    fn every_sync_commit_leaves_the_in_flight_count_as_it_found_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<VectorStore<f32>> =
+            Arc::new(StoreOptions::new(2).durability(Durability::Sync).open(dir.path().join("s")).expect("open"));
+        store.store(1, &[1.0, 2.0]).expect("store");
+        assert_eq!(in_flight(&store), 0);
+        assert!(!store.delete(99).expect("absent delete"), "nothing to delete");
+        assert_eq!(in_flight(&store), 0);
+
+        let start = Arc::new(Barrier::new(8));
+        let writers: Vec<_> = (0..8u64)
+            .map(|t| {
+                let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..50 {
+                        store.store(10_000 + t * 1000 + i, &[t as f32, i as f32]).expect("store");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        assert_eq!(in_flight(&store), 0);
+        assert_eq!(store.len(), 401);
+        let c = store.commit.lock();
+        assert!(!c.gathering && !c.leader_active && c.pending.is_empty());
+        drop(c);
+
+        store.flush().expect("flush");
+        // Marked closed as `close` does (which takes the store by value):
+        // the commit is refused once it holds the writer lock.
+        store.closed.store(true, std::sync::atomic::Ordering::Release);
+        assert!(matches!(store.store(2, &[0.0, 0.0]), Err(crate::Error::Closed)));
+        assert_eq!(in_flight(&store), 0);
+    }
+}
