@@ -29,7 +29,7 @@
 //! - `reopen`: `VectorStore::open` of the read store after a clean close
 //!   (snapshot loaded, nothing replayed; the drop is not timed).
 //!
-//! `cargo bench -p quiver-benches --bench components` (QUIVER_BENCH_VECTORS,
+//! `cargo bench -p quiver-benches --features criterion --bench components` (QUIVER_BENCH_VECTORS,
 //! default 100000; QUIVER_BENCH_BULK_VECTORS, default 10000;
 //! QUIVER_BENCH_DIR). Criterion's own options follow `--`: a filter
 //! (`-- get`), `--quick`, `--sample-size`, `--measurement-time`,
