@@ -273,7 +273,8 @@ impl PyStore {
     /// byte offset, with every batch before it stored. `skip_rows` resumes
     /// an interrupted import. `progress(done, total)` is called after each
     /// batch; an exception from it, or Ctrl-C, stops the import between
-    /// two batches. Ends with `flush()`. The GIL is released meanwhile.
+    /// two batches. The callback must not close this store (the import
+    /// holds it open until it returns). Ends with `flush()`. The GIL is released meanwhile.
     #[pyo3(signature = (
         path, format = None, *, ids = None, first_id = 0, skip_rows = 0, batch_bytes = 16 << 20,
         id_column = None, vector_column = None, progress = None
