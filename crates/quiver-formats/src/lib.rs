@@ -111,7 +111,7 @@ mod vecs;
 pub use error::FormatError;
 pub use ids::WithIds;
 pub use npy::{NpyReader, NpyWriter};
-pub use open::{ReaderOptions, TableColumns, open_reader, open_reader_with, probe};
+pub use open::{ReaderOptions, TableColumns, format_of, open_reader, open_reader_with, probe};
 pub use transfer::{
     ExportSummary, ImportOptions, ImportSummary, Progress, export_ids, export_snapshot, export_snapshot_with,
     import_file, import_rows,

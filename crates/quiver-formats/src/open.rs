@@ -59,7 +59,9 @@ impl ReaderOptions {
     }
 }
 
-fn format_of(path: &Path, format: Option<Format>) -> Result<Format, FormatError> {
+/// `format`, or else the one `path`'s extension names; an error that says to
+/// name it when neither does.
+pub fn format_of(path: &Path, format: Option<Format>) -> Result<Format, FormatError> {
     format.or_else(|| Format::from_path(path)).ok_or_else(|| {
         FormatError::unsupported(
             path,

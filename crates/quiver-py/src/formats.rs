@@ -107,21 +107,14 @@ pub(crate) fn export<T: Element>(
     ids_path: Option<&Path>,
     callback: &mut Callback,
 ) -> Result<u64, FormatError> {
-    let format = match format.or_else(|| Format::from_path(path)) {
-        Some(f) => f,
-        None => {
-            return Err(FormatError::Unsupported {
-                path: path.to_path_buf(),
-                reason:
-                    "the format is not known from the file name; name it (fvecs, bvecs, npy, arrow, arrows, parquet)"
-                        .into(),
-            });
-        }
-    };
+    let format = quiver_formats::format_of(path, format)?;
     if ids_path.is_none() && !format.has_ids() {
-        let rows = snapshot.range(range).len() as u64;
-        let dense = snapshot.range(range).next().is_none_or(|(first, _)| first == 0)
-            && snapshot.range(range).next_back().is_none_or(|(last, _)| last + 1 == rows);
+        let mut ids = snapshot.range(range);
+        let rows = ids.len() as u64;
+        // Distinct ids in order are 0..rows exactly when the first is 0 and
+        // the last rows - 1.
+        let dense =
+            ids.next().is_none_or(|(first, _)| first == 0) && ids.next_back().is_none_or(|(last, _)| last + 1 == rows);
         if !dense {
             return Err(FormatError::Unsupported {
                 path: path.to_path_buf(),
@@ -177,7 +170,7 @@ fn to_py(err: FormatError) -> PyErr {
 /// The id range of a Python `range` (step 1) or `None` (every id).
 pub(crate) fn id_range(ids: Option<&Bound<'_, PyAny>>) -> PyResult<(Edge<u64>, Edge<u64>)> {
     let Some(ids) = ids else { return Ok((Edge::Unbounded, Edge::Unbounded)) };
-    let bad = || PyValueError::new_err("ids must be a range(start, stop) of ids with step 1");
+    let bad = || PyValueError::new_err("id_range must be a range(start, stop) with step 1");
     if !ids.is_instance_of::<pyo3::types::PyRange>() {
         return Err(bad());
     }
@@ -186,11 +179,13 @@ pub(crate) fn id_range(ids: Option<&Bound<'_, PyAny>>) -> PyResult<(Edge<u64>, E
     if step != 1 {
         return Err(bad());
     }
-    let clamp = |v: i128| u64::try_from(v.clamp(0, i128::from(u64::MAX))).expect("clamped");
     if stop <= start || stop <= 0 {
         // An empty range: nothing is exported.
         return Ok((Edge::Included(0), Edge::Excluded(0)));
     }
-    let end = if stop > i128::from(u64::MAX) { Edge::Unbounded } else { Edge::Excluded(clamp(stop)) };
-    Ok((Edge::Included(clamp(start)), end))
+    // Ids are in [0, 2**64): a negative start is 0, a stop past the last id
+    // is no bound.
+    let start = u64::try_from(start.max(0)).unwrap_or(u64::MAX);
+    let end = u64::try_from(stop).map_or(Edge::Unbounded, Edge::Excluded);
+    Ok((Edge::Included(start), end))
 }

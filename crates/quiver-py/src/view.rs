@@ -134,7 +134,7 @@ static BFLOAT16: PyOnceLock<Option<Py<PyArrayDescr>>> = PyOnceLock::new();
 /// The NumPy descriptor arrays of `dtype` are handed out in: NumPy's own
 /// type for every dtype but bfloat16, which is ml_dtypes' `bfloat16` when
 /// that package is installed and the raw `uint16` bit patterns otherwise.
-pub(crate) fn descr(py: Python<'_>, dtype: DType) -> PyResult<Bound<'_, PyArrayDescr>> {
+fn descr(py: Python<'_>, dtype: DType) -> PyResult<Bound<'_, PyArrayDescr>> {
     Ok(match dtype {
         DType::F32 => PyArrayDescr::of::<f32>(py),
         DType::F64 => PyArrayDescr::of::<f64>(py),
@@ -146,7 +146,7 @@ pub(crate) fn descr(py: Python<'_>, dtype: DType) -> PyResult<Bound<'_, PyArrayD
 }
 
 /// Whether ml_dtypes provides `bfloat16` here.
-pub(crate) fn bfloat16(py: Python<'_>) -> Option<Bound<'_, PyArrayDescr>> {
+fn bfloat16(py: Python<'_>) -> Option<Bound<'_, PyArrayDescr>> {
     BFLOAT16
         .get_or_init(py, || {
             let scalar = py.import("ml_dtypes").and_then(|m| m.getattr("bfloat16")).ok()?;

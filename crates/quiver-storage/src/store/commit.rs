@@ -108,12 +108,16 @@ impl<'a, T: Element> InFlight<'a, T> {
     /// The batch is logged: called with the commit lock held.
     fn logged(mut self, c: &mut CommitState) {
         if let Some(store) = self.store.take() {
-            c.in_flight -= 1;
-            // The leader waits for the last one only: waking it for each
-            // would cost a context switch per writer of the group.
-            if c.gathering && c.in_flight == 0 {
-                store.batch_logged.notify_one();
-            }
+            Self::leave(store, c);
+        }
+    }
+
+    fn leave(store: &VectorStore<T>, c: &mut CommitState) {
+        c.in_flight -= 1;
+        // The leader waits for the last one only: waking it for each would
+        // cost a context switch per writer of the group.
+        if c.gathering && c.in_flight == 0 {
+            store.batch_logged.notify_one();
         }
     }
 }
@@ -122,11 +126,7 @@ impl<T: Element> Drop for InFlight<'_, T> {
     /// A commit that ends without logging (an error, an absent delete).
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
-            let mut c = store.commit.lock();
-            c.in_flight -= 1;
-            if c.gathering && c.in_flight == 0 {
-                store.batch_logged.notify_one();
-            }
+            Self::leave(store, &mut store.commit.lock());
         }
     }
 }
