@@ -13,12 +13,12 @@ use std::path::Path;
 use quiver_fuzz::{scratch_dir, small_options, vector};
 use quiver_storage::ElementType;
 use quiver_storage::VectorStore;
+use quiver_storage::format::WAL_DIR;
 use quiver_storage::format::header::{DataFileHeader, FormatHeader, StoreShape};
 use quiver_storage::format::manifest::Manifest;
 use quiver_storage::format::record::{RecordHeader, RecordKind};
-use quiver_storage::format::snapshot::{SnapshotHeader, encode_entry};
+use quiver_storage::format::snapshot::TableImage;
 use quiver_storage::format::wal_frame::{BatchEntry, SegmentHeader, encode_batch_into};
-use quiver_storage::format::{WAL_DIR, crc32};
 
 /// The wal_frame selector for 16-byte payloads (dimension 4, f32).
 const WAL_SELECTOR_F32X4: u8 = 15;
@@ -91,19 +91,7 @@ fn snapshot(dir: &Path) {
     for (name, pairs) in
         [("empty", vec![]), ("one", vec![(1u64, 0u64)]), ("five", vec![(1, 0), (4, 3), (9, 7), (u64::MAX, 8), (2, 1)])]
     {
-        let mut bytes = vec![0u8; SnapshotHeader::ENCODED_LEN];
-        for &(id, slot) in &pairs {
-            bytes.extend_from_slice(&encode_entry(id, slot));
-        }
-        let h = SnapshotHeader {
-            generation: 1,
-            lsn: 6,
-            end_slot: 9,
-            entry_count: pairs.len() as u64,
-            entries_crc: crc32(0, &bytes[SnapshotHeader::ENCODED_LEN..]),
-        };
-        let head: &mut [u8; 64] = (&mut bytes[..64]).try_into().expect("64 bytes");
-        h.encode_into(head);
+        let bytes = TableImage::from_entries(&pairs).expect("distinct ids").encode_file(1, 6, 9);
         write(dir, &format!("snapshot-{name}"), &bytes);
     }
 }

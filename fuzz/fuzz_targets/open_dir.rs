@@ -25,12 +25,12 @@ use quiver_fuzz::{DIM, scratch_dir, small_options, vector, vector_bytes};
 use quiver_storage::format::header::{DataFileHeader, FormatHeader, StoreShape};
 use quiver_storage::format::manifest::Manifest;
 use quiver_storage::format::record::{RecordHeader, RecordKind};
-use quiver_storage::format::snapshot::{SnapshotHeader, encode_entry};
+use quiver_storage::format::snapshot::{EMPTY_SLOT, TableImage};
 use quiver_storage::format::wal_frame::{
     BatchEntry, FrameRead, SegmentHeader, decode_batch, encode_batch_into, next_frame,
 };
 use quiver_storage::format::{
-    DATA_HEADER_BYTES, HEADER_FILE, MANIFEST_FILE, MAX_DIMENSION, WAL_DIR, crc32, data_file_name, record_size_bytes,
+    DATA_HEADER_BYTES, HEADER_FILE, MANIFEST_FILE, MAX_DIMENSION, WAL_DIR, data_file_name, record_size_bytes,
     snapshot_file_name, wal_segment_name,
 };
 use quiver_storage::{ElementType, VectorStore};
@@ -328,21 +328,24 @@ impl Tree {
             }
             Mutation::Snapshot { generation, lsn, end_slot, entries } => {
                 let m = self.manifest();
-                let mut bytes = vec![0u8; SnapshotHeader::ENCODED_LEN];
+                // A table of the chosen entries (an id listed again replaces
+                // its entry), with slots around the checkpoint's end: those
+                // past the header's end fail their block's check when read.
+                let mut pairs: Vec<(u64, u64)> = Vec::new();
                 for &(id, slot) in entries {
                     let slot = m.checkpoint_end_slot.wrapping_add_signed(i64::from(slot));
-                    bytes.extend_from_slice(&encode_entry(u64::from(id % 16), slot));
+                    let id = u64::from(id % 16);
+                    if slot != EMPTY_SLOT {
+                        pairs.retain(|&(held, _)| held != id);
+                        pairs.push((id, slot));
+                    }
                 }
-                let h = SnapshotHeader {
-                    generation: m.generation.wrapping_add_signed(i32::from(*generation)),
-                    lsn: m.checkpoint_lsn.wrapping_add_signed(i64::from(*lsn)),
-                    end_slot: m.checkpoint_end_slot.wrapping_add_signed(i64::from(*end_slot)),
-                    entry_count: entries.len() as u64,
-                    entries_crc: crc32(0, &bytes[SnapshotHeader::ENCODED_LEN..]),
-                };
-                let head: &mut [u8; SnapshotHeader::ENCODED_LEN] =
-                    (&mut bytes[..SnapshotHeader::ENCODED_LEN]).try_into().expect("64 bytes");
-                h.encode_into(head);
+                let table = TableImage::from_entries(&pairs).expect("distinct ids");
+                let bytes = table.encode_file(
+                    m.generation.wrapping_add_signed(i32::from(*generation)),
+                    m.checkpoint_lsn.wrapping_add_signed(i64::from(*lsn)),
+                    m.checkpoint_end_slot.wrapping_add_signed(i64::from(*end_slot)),
+                );
                 self.files.insert(snapshot_file_name(m.generation, m.checkpoint_lsn), bytes);
             }
             Mutation::Frame { segment, lsn, generation, slot, inline, records, entries } => {
@@ -365,7 +368,8 @@ impl Tree {
             Mutation::DataHeader { dimension, element, generation } => {
                 if let Some(shape) = shape(*dimension, *element) {
                     let mut buf = [0u8; DataFileHeader::ENCODED_LEN];
-                    DataFileHeader { shape, generation: u32::from(*generation), changes_after_lsn: 0 }.encode_into(&mut buf);
+                    DataFileHeader { shape, generation: u32::from(*generation), changes_after_lsn: 0 }
+                        .encode_into(&mut buf);
                     let file = self.files.entry(self.data_path()).or_default();
                     if file.len() < buf.len() {
                         file.resize(buf.len(), 0);

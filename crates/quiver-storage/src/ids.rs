@@ -91,6 +91,11 @@ impl Slot {
     /// The first slot of every data file.
     pub(crate) const ZERO: Slot = Slot(0);
 
+    /// Not a slot: what the index's shards hold for a removed id that the
+    /// index's base still lists (no record has it, as slots are bounded by
+    /// the largest data file).
+    pub(crate) const REMOVED: Slot = Slot(u64::MAX);
+
     /// The number as stored on disk.
     #[inline]
     pub(crate) const fn get(self) -> u64 {

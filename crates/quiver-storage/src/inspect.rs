@@ -16,7 +16,7 @@ use crate::element::ElementType;
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::FormatHeader;
 use crate::format::manifest::Manifest;
-use crate::format::snapshot::SnapshotHeader;
+use crate::format::snapshot::{SnapshotHeader, check_block};
 use crate::format::{FORMAT_VERSION, WAL_DIR, data_file_name, parse_wal_segment_name, snapshot_file_name};
 use crate::layout::read_manifest;
 
@@ -166,7 +166,11 @@ fn read_files(dir: &Path, m: &Manifest) -> std::result::Result<Files, Vanished> 
             Ok(bytes) => {
                 snapshot_exists = true;
                 snapshot_bytes = bytes.len() as u64;
-                match SnapshotHeader::decode_from(&bytes) {
+                // The header and checksum table, then every block: what
+                // open checks, and what reads check block by block.
+                let checked = SnapshotHeader::decode_from(&bytes)
+                    .and_then(|h| (0..h.block_count()).try_for_each(|b| check_block(&h, &bytes, b)).map(|()| h));
+                match checked {
                     Ok(h) => snapshot_entries = Some(h.entry_count),
                     Err(e) => {
                         snapshot_problem = Some(format!(

@@ -254,6 +254,42 @@ pub(crate) fn resident_bytes_of_file(file: &File, len_bytes: u64) -> io::Result<
     region.resident_bytes(0, len_bytes)
 }
 
+/// A whole file mapped read-only, for files that are never written again
+/// once they have their name: the index snapshots (written to a temporary
+/// name, synced, then renamed; a named snapshot is only ever unlinked, and
+/// an unlinked file's pages stay mapped until the mapping is dropped).
+#[derive(Debug)]
+pub(crate) struct ImmutableFile {
+    region: MappedRegion,
+}
+
+impl ImmutableFile {
+    /// Maps the first `len_bytes` (> 0, at most the file's length, which
+    /// the caller read from the open file) of `file`.
+    pub(crate) fn map(file: &File, len_bytes: usize) -> io::Result<Self> {
+        if len_bytes == 0 || (len_bytes as u64) > file.metadata()?.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "an empty or shorter file cannot be mapped"));
+        }
+        // SAFETY: the bytes below `len_bytes` exist (checked just above,
+        // and Quiver never truncates a named snapshot), and no process of
+        // Quiver's writes a file once it has its final name, so the bytes
+        // never change while mapped: the immutability rule of the
+        // `quiver_guard` crate docs holds for the life of the mapping.
+        let region = unsafe { MappedRegion::map_read_only(file, 0, len_bytes)? };
+        // Probes jump around the table: read ahead nothing.
+        let _ = region.advise(Advice::Random);
+        Ok(Self { region })
+    }
+
+    /// The mapped bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: the whole region is below the file's length and never
+        // written again (see `map`); the borrow is tied to `self`, which
+        // owns the mapping.
+        unsafe { self.region.slice::<u8>(0, self.region.len_bytes()) }
+    }
+}
+
 /// Asks the CPU to start loading `bytes` (a slice this map lent out): its
 /// first cache line and the first line of every further page it reaches,
 /// without waiting for them. The loads of many vectors then overlap instead

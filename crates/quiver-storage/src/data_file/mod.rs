@@ -20,7 +20,7 @@ use crate::format::{DATA_HEADER_BYTES, MAX_DATA_FILE_BYTES, RECORD_HEADER_BYTES}
 use crate::ids::{Generation, Lsn, Slot};
 use crate::io::Io;
 use mapping::RecordMap;
-pub(crate) use mapping::{prefetch, resident_bytes_of_file};
+pub(crate) use mapping::{ImmutableFile, prefetch, resident_bytes_of_file};
 pub(crate) use scan::{NewestRecords, ScanEnd, read_records_into, scan_records};
 
 /// How a data file grows: set with [`crate::StoreOptions::growth`] (or its

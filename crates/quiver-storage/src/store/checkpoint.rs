@@ -16,8 +16,8 @@ use super::commit::Writer;
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{MAX_SEGMENT, Manifest};
-use crate::format::snapshot::{SnapshotHeader, encode_entry};
-use crate::format::{MANIFEST_FILE, WAL_DIR, crc32, snapshot_file_name};
+use crate::format::snapshot::TableImage;
+use crate::format::{MANIFEST_FILE, WAL_DIR, snapshot_file_name};
 use crate::ids::{Generation, Lsn, SegmentNo, Slot};
 use crate::index::Index;
 use crate::metrics::Counters;
@@ -109,6 +109,10 @@ impl<T: Element> VectorStore<T> {
         let lsn = w.append.last_lsn();
         let end_slot = w.append.next_slot();
         let generation = g.data.generation();
+        // A snapshot with a damaged block that the data file rebuilt is
+        // replaced even if nothing has changed since, or every open would
+        // rebuild the base again.
+        let force = force || g.index.base_needs_rewrite();
         if !force
             && w.checkpoints.manifest().has_snapshot
             && w.checkpoints.manifest().checkpoint_lsn == lsn.get()
@@ -166,22 +170,13 @@ impl<T: Element> VectorStore<T> {
     /// Writes `snapshot-<generation>-<lsn>.qvs` (temp, fsync, rename, fsync
     /// directory). Until a manifest names it, it is just a file.
     pub(super) fn write_snapshot(&self, index: &Index, generation: Generation, lsn: Lsn, end_slot: Slot) -> Result<()> {
-        let entries = index.entries();
-        let mut bytes = vec![0u8; SnapshotHeader::ENCODED_LEN];
-        bytes.reserve(entries.len() * 16);
-        for &(id, slot) in &entries {
-            bytes.extend_from_slice(&encode_entry(id, slot.get()));
-        }
-        let header = SnapshotHeader {
-            generation: generation.get(),
-            lsn: lsn.get(),
-            end_slot: end_slot.get(),
-            entry_count: entries.len() as u64,
-            entries_crc: crc32(0, &bytes[SnapshotHeader::ENCODED_LEN..]),
-        };
-        let head: &mut [u8; SnapshotHeader::ENCODED_LEN] =
-            (&mut bytes[..SnapshotHeader::ENCODED_LEN]).try_into().expect("64 bytes");
-        header.encode_into(head);
+        let entries: Vec<(u64, u64)> = index.entries().into_iter().map(|(id, slot)| (id, slot.get())).collect();
+        let table = TableImage::from_entries(&entries).map_err(|id| Error::Corrupted {
+            path: self.dir.clone(),
+            offset: 0,
+            reason: format!("the index lists id {id} twice"),
+        })?;
+        let bytes = table.encode_file(generation.get(), lsn.get(), end_slot.get());
         let name = snapshot_file_name(generation.get(), lsn.get());
         self.io
             .replace_file_atomically(&self.dir, &name, &bytes)

@@ -11,6 +11,7 @@ use std::fs;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,10 +30,9 @@ use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::{FormatHeader, StoreShape};
 use crate::format::manifest::Manifest;
-use crate::format::snapshot::{SnapshotHeader, entries};
 use crate::format::{HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name};
 use crate::ids::{Generation, Lsn, Slot};
-use crate::index::Index;
+use crate::index::{Base, Index, Rebuild};
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
 use crate::metrics::Counters;
@@ -241,27 +241,29 @@ fn remove_leftovers(io: &Io, dir: &Path, m: &Manifest, report: &mut Vec<PathBuf>
     Ok(())
 }
 
-/// Loads the snapshot named by the manifest, checking it against the
-/// manifest and the data file.
-pub(super) fn load_snapshot(dir: &Path, m: &Manifest) -> std::result::Result<Index, String> {
+/// The index over the snapshot named by the manifest: the file mapped as
+/// the index's base (its header and checksum table checked against the
+/// manifest now, each block when it is first read), with nothing loaded.
+/// A block found damaged later makes the base rebuild from `data`.
+pub(super) fn load_snapshot(dir: &Path, m: &Manifest, data: &Arc<DataFile>) -> std::result::Result<Index, String> {
     let path = dir.join(snapshot_file_name(m.generation, m.checkpoint_lsn));
-    let bytes = fs::read(&path).map_err(|e| format!("{} could not be read: {e}", path.display()))?;
-    let h = SnapshotHeader::decode_from(&bytes)
-        .map_err(|e| format!("{} is corrupted at byte offset {}: {}", path.display(), e.offset, e.reason))?;
-    if h.generation != m.generation || h.lsn != m.checkpoint_lsn || h.end_slot != m.checkpoint_end_slot {
-        return Err(format!("{} does not match the manifest", path.display()));
-    }
-    if let Some((id, slot)) = entries(&bytes).find(|&(_, slot)| slot >= h.end_slot) {
-        return Err(format!("{} maps id {id} to slot {slot}, past its end", path.display()));
-    }
-    Index::from_entries(entries(&bytes).map(|(id, slot)| (id, Slot::from(slot))))
-        .map_err(|id| format!("{} lists id {id} twice", path.display()))
+    let (data, manifest) = (Arc::clone(data), *m);
+    let rebuild: Rebuild = Box::new(move || rebuild_entries(&data, &manifest).map_err(|e| e.to_string()));
+    let base = Base::open(&path, (m.generation, m.checkpoint_lsn, m.checkpoint_end_slot), rebuild)?;
+    Ok(Index::over(Arc::new(base), 0))
 }
 
-/// Rebuilds the index from the records below the checkpoint's end: a record
+/// Rebuilds the index from the records below the checkpoint's end (see
+/// [`rebuild_entries`]).
+pub(super) fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
+    let live = rebuild_entries(data, m)?;
+    Index::from_entries(live.into_iter()).map_err(|_| unreachable_dup(data.path()))
+}
+
+/// The live entries of the records below the checkpoint's end: a record
 /// counts if its LSN is covered by the checkpoint; the newest record per id
 /// wins (`NewestRecords`, the rule `verify` applies too); tombstones delete.
-pub(super) fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> {
+fn rebuild_entries(data: &DataFile, m: &Manifest) -> Result<Vec<(u64, Slot)>> {
     let mut newest = NewestRecords::default();
     let mut damage = None;
     let end = scan_records(data, Slot::ZERO, Slot::from(m.checkpoint_end_slot), |slot, decoded| match decoded {
@@ -294,8 +296,7 @@ pub(super) fn rebuild_from_data(data: &DataFile, m: &Manifest) -> Result<Index> 
             ),
         });
     }
-    let live = newest.into_live();
-    Index::from_entries(live.into_iter()).map_err(|_| unreachable_dup(data.path()))
+    Ok(newest.into_live())
 }
 
 fn unreachable_dup(path: &Path) -> Error {
@@ -318,9 +319,9 @@ fn check_end_slot_possible(dir: &Path, manifest: &Manifest, data: &DataFile) -> 
 
 /// The index as of the checkpoint: its snapshot, or rebuilt from the data
 /// file when the snapshot is missing or damaged (say which).
-fn load_index(dir: &Path, manifest: &Manifest, data: &DataFile) -> Result<(Index, SnapshotOutcome)> {
+fn load_index(dir: &Path, manifest: &Manifest, data: &Arc<DataFile>) -> Result<(Index, SnapshotOutcome)> {
     if manifest.has_snapshot {
-        match load_snapshot(dir, manifest) {
+        match load_snapshot(dir, manifest, data) {
             Ok(index) => {
                 let entries = index.len() as u64;
                 Ok((index, SnapshotOutcome::Loaded { entries }))
@@ -350,7 +351,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         files_removed: Vec::new(),
     };
     let generation = Generation::from(manifest.generation);
-    let data = DataFile::open(io, dir, generation, shape, options.map_window_bytes as usize, true)?;
+    let data = Arc::new(DataFile::open(io, dir, generation, shape, options.map_window_bytes as usize, true)?);
     check_end_slot_possible(dir, &manifest, &data)?;
     // The manifest read above may be one whose rename is not yet durable (a
     // crash between a rename and its directory sync): make it so before
@@ -387,11 +388,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         shape,
         options: options.clone(),
         io: io.clone(),
-        reads: ReadPath::new(
-            super::Generation { data: std::sync::Arc::new(data), index },
-            Some(std::sync::Arc::new(lock_file)),
-            options,
-        ),
+        reads: ReadPath::new(super::Generation { data, index }, Some(std::sync::Arc::new(lock_file)), options),
         writer: Mutex::new(writer),
         gauges: super::writer_lock::WriterGauges::default(),
         commit: Mutex::new(CommitState { written_lsn: applied, applied_lsn: applied, ..CommitState::default() }),

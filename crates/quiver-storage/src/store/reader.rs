@@ -262,7 +262,8 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         attempts += 1;
         let manifest = read_manifest(dir)?;
         let data = DataFile::open(&io, dir, ids::Generation::from(manifest.generation), shape, window_bytes, false)?;
-        let mut index = match load_snapshot(dir, &manifest) {
+        let data = std::sync::Arc::new(data);
+        let mut index = match load_snapshot(dir, &manifest, &data) {
             Ok(index) => index,
             // The writer may have checkpointed (and removed this snapshot)
             // since the manifest was read: look again before rebuilding.
@@ -274,7 +275,7 @@ fn load(dir: &Path, shape: StoreShape, window_bytes: usize) -> Result<(Generatio
         // of the file (a read of it would be SIGBUS), nor an impossible one.
         data.publish_found(Slot::from(manifest.checkpoint_end_slot))?;
         index.set_position(Lsn::from(manifest.checkpoint_lsn), Slot::from(manifest.checkpoint_end_slot));
-        let generation = Generation { data: std::sync::Arc::new(data), index };
+        let generation = Generation { data, index };
         let mut cursor = cursor_at(&manifest);
         let (batches, followed) = follow(dir, &generation, &mut cursor)?;
         // A log that does not continue from a fresh checkpoint almost always

@@ -32,7 +32,7 @@ use super::{Generation, VectorStore};
 use crate::data_file::{DataFile, prefetch};
 use crate::element::Element;
 use crate::ids::{Lsn, Slot};
-use crate::index::{Map, SHARDS, shard_of};
+use crate::index::IndexView;
 
 /// An immutable read view of a store: the vectors committed up to one LSN,
 /// in one generation's data file.
@@ -84,8 +84,7 @@ pub struct Snapshot<T: Element> {
 /// What a snapshot pins.
 struct View {
     data: Arc<DataFile>,
-    shards: Box<[Arc<Map>]>,
-    len: usize,
+    index: IndexView,
     lsn: Lsn,
     end_slot: Slot,
     /// Every `(id, slot)` sorted by id, built by the first ordered read.
@@ -108,7 +107,7 @@ impl<T: Element> fmt::Debug for Snapshot<T> {
         f.debug_struct("Snapshot")
             .field("generation", &self.view.data.generation().get())
             .field("lsn", &self.view.lsn.get())
-            .field("len", &self.view.len)
+            .field("len", &self.view.index.len())
             .field("slot_count", &self.view.end_slot.get())
             .finish()
     }
@@ -120,12 +119,10 @@ impl<T: Element> Snapshot<T> {
     /// applied to them (so the end covers every slot they name and no
     /// record of a batch they do not hold).
     pub(crate) fn of(g: &Generation, lock: Option<Arc<std::fs::File>>) -> Self {
-        let (shards, len, lsn, end_slot) = g.index.shared_shards();
-        debug_assert_eq!(shards.len(), SHARDS);
+        let (index, _, lsn, end_slot) = g.index.shared_shards();
         let view = View {
             data: Arc::clone(&g.data),
-            shards,
-            len,
+            index,
             lsn,
             end_slot,
             by_id: OnceLock::new(),
@@ -151,12 +148,12 @@ impl<T: Element> Snapshot<T> {
 
     /// The number of vectors in the view.
     pub fn len(&self) -> usize {
-        self.view.len
+        self.view.index.len()
     }
 
     /// Whether the view holds no vector.
     pub fn is_empty(&self) -> bool {
-        self.view.len == 0
+        self.view.index.len() == 0
     }
 
     /// The number of elements in every vector of the view (the store's
@@ -168,13 +165,13 @@ impl<T: Element> Snapshot<T> {
     /// Whether `id` is in the view.
     #[inline]
     pub fn contains(&self, id: u64) -> bool {
-        self.view.shards[shard_of(id)].contains_key(&id)
+        self.view.index.get(id).is_some()
     }
 
     /// Vector `id` as of the view, zero-copy, or `None` if it is absent.
     #[inline]
     pub fn get(&self, id: u64) -> Option<&[T]> {
-        let slot = *self.view.shards[shard_of(id)].get(&id)?;
+        let slot = self.view.index.get(id)?;
         Some(self.payload(slot))
     }
 
@@ -218,7 +215,7 @@ impl<T: Element> Snapshot<T> {
     /// The slot of `id`'s vector in this view (see "Slots").
     #[inline]
     pub fn slot_of(&self, id: u64) -> Option<u64> {
-        self.view.shards[shard_of(id)].get(&id).map(|s| s.get())
+        self.view.index.get(id).map(|s| s.get())
     }
 
     /// The vector written at `slot`, zero-copy: one address computation.
@@ -288,9 +285,9 @@ impl<T: Element> Snapshot<T> {
         self.view.data.payload_span(self.view.end_slot)
     }
 
-    /// Every id in the view, unordered (shard by shard).
+    /// Every id in the view, unordered.
     pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.view.shards.iter().flat_map(|m| m.keys().copied())
+        self.view.index.entries().map(|(id, _)| id)
     }
 
     /// Every `(id, vector)` in the view, in file order, zero-copy — the fast
@@ -365,8 +362,8 @@ impl<T: Element> Snapshot<T> {
 
     /// Every `(id, slot)` of the view, sorted by `key`.
     fn entries_sorted_by(&self, key: impl FnMut(&(u64, Slot)) -> u64) -> Box<[(u64, Slot)]> {
-        let mut all: Vec<(u64, Slot)> = Vec::with_capacity(self.view.len);
-        all.extend(self.view.shards.iter().flat_map(|m| m.iter().map(|(&i, &s)| (i, s))));
+        let mut all: Vec<(u64, Slot)> = Vec::with_capacity(self.view.index.len());
+        all.extend(self.view.index.entries());
         all.sort_unstable_by_key(key);
         all.into_boxed_slice()
     }
@@ -380,8 +377,8 @@ impl<T: Element> Snapshot<T> {
     /// catches up on what changed.
     pub fn relabel_from<'a>(&'a self, older: &'a Snapshot<T>) -> impl Iterator<Item = (u64, u64)> + 'a {
         let same_generation = self.view.data.generation() == older.view.data.generation();
-        older.view.shards.iter().flat_map(|m| m.iter()).filter_map(move |(&id, &old)| {
-            let new = *self.view.shards[shard_of(id)].get(&id)?;
+        older.view.index.entries().filter_map(move |(id, old)| {
+            let new = self.view.index.get(id)?;
             if same_generation {
                 return (new == old).then_some((old.get(), new.get()));
             }

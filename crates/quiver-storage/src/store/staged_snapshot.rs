@@ -2,31 +2,31 @@
 //! it: how a generation switch writes its snapshot without pausing writers
 //! for a time that grows with the store.
 //!
-//! Outside the lock, [`StagedSnapshot::stage`] writes the new generation's
-//! live entries, as they stand after the last unlocked catch-up, to a
-//! temporary file and syncs it. Under the lock, [`StagedSnapshot::finish`]
-//! applies only the changes of the final catch-up (an entry's slot
-//! rewritten, a removed entry filled by the last one, new entries
-//! appended), rewrites only the chunks those edits touched, and derives the
-//! entries' checksum from per-chunk checksums, so the work under the lock is
-//! proportional to the final catch-up, not to the number of entries. The
-//! file it leaves is byte-for-byte a snapshot as docs/FORMAT.md describes
-//! it: entries in no particular order, one CRC over all of them.
+//! Outside the lock, [`StagedSnapshot::stage`] builds the new generation's
+//! hash table from its live entries, as they stand after the last unlocked
+//! catch-up, with room for more, writes it to a temporary file and syncs
+//! it. Under the lock, [`StagedSnapshot::finish`] applies only the changes
+//! of the final catch-up to the table in memory, rewrites only the blocks
+//! they touched, then the checksum table and the header, so the work under
+//! the lock is proportional to the final catch-up (plus one checksum per
+//! block), not to the number of entries. Only a catch-up too large for the
+//! room left makes it rewrite the whole table. The file it leaves is
+//! byte-for-byte a snapshot as docs/FORMAT.md describes it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxHashMap;
-
 use crate::error::{Error, IoContext, Result};
-use crate::format::snapshot::{SNAPSHOT_ENTRY_BYTES, SnapshotHeader, encode_entry};
+use crate::format::snapshot::{
+    BLOCK_BUCKETS, SnapshotHeader, TableImage, block_crc, bucket_count_for, crc_table_bytes,
+};
 use crate::format::{TEMP_SUFFIX, snapshot_file_name};
 use crate::ids::{Generation, Lsn, Slot};
 use crate::index::{Change, Index};
 use crate::io::Io;
 
-/// Entries per checksummed chunk (1 MiB of entries).
-const CHUNK_ENTRIES: usize = 1 << 16;
+/// Blocks written per call when many are (1 MiB).
+const BLOCKS_PER_WRITE: usize = 256;
 
 /// The name of a staged snapshot of `generation`: a temporary file, removed
 /// by `open` if a crash leaves it behind.
@@ -43,10 +43,10 @@ pub(super) struct StagedSnapshot {
     /// The staged file, until `finish` renames it.
     path: PathBuf,
     file: File,
-    /// The entries as they are in the file, in file order.
-    entries: Vec<(u64, Slot)>,
-    /// The checksum state of each chunk of `entries`, in order.
-    chunk_crcs: Vec<crc32fast::Hasher>,
+    /// The table as it is in the file.
+    table: TableImage,
+    /// The checksum of each block as it is in the file.
+    block_crcs: Vec<u32>,
     /// Set once the file is renamed to its final name (or removed).
     done: bool,
 }
@@ -60,124 +60,65 @@ impl Drop for StagedSnapshot {
 }
 
 impl StagedSnapshot {
-    /// Writes the entries of `index` (sorted by slot, so `finish` can find
-    /// any of them by its slot) to the staged file of `generation` and syncs
-    /// it. The header is left zero: the file is not a snapshot until
-    /// `finish`.
+    /// Writes the entries of `index`, in a table with room for a quarter
+    /// more, to the staged file of `generation` and syncs it. The header is
+    /// left zero: the file is not a snapshot until `finish`.
     pub(super) fn stage(io: &Io, dir: &Path, generation: Generation, index: &Index) -> Result<Self> {
         let path = dir.join(staged_snapshot_file_name(generation));
         if path.exists() {
             io.remove_file(&path).context(|| format!("removing the leftover {}", path.display()))?;
         }
         let file = io.create_file(&path).context(|| format!("creating {}", path.display()))?;
-        let mut entries = index.entries();
-        entries.sort_unstable_by_key(|&(_, slot)| slot);
+        let entries = index.entries();
+        let n = entries.len() as u64;
+        let mut table = TableImage::with_buckets(bucket_count_for(n + n / 4 + BLOCK_BUCKETS as u64));
+        for (id, slot) in entries {
+            table.insert(id, slot.get());
+        }
         let mut staged = Self {
             io: io.clone(),
             dir: dir.to_path_buf(),
             generation,
             path,
             file,
-            chunk_crcs: Vec::with_capacity(entries.len().div_ceil(CHUNK_ENTRIES)),
-            entries,
+            table,
+            block_crcs: Vec::new(),
             done: false,
         };
-        // A placeholder header: zeros never decode as a snapshot.
-        staged.write(0, &[0u8; SnapshotHeader::ENCODED_LEN])?;
-        for chunk in 0..staged.entries.len().div_ceil(CHUNK_ENTRIES) {
-            let crc = staged.write_chunk(chunk)?;
-            staged.chunk_crcs.push(crc);
-        }
+        staged.write_table()?;
         staged.io.sync_data(&staged.file, &staged.path).context(|| format!("syncing {}", staged.path.display()))?;
         Ok(staged)
     }
 
-    /// Applies `changes` (the final catch-up's, in order) to the staged
-    /// entries and to `index` (which must be the index the entries were
-    /// staged from, with everything but `changes` applied), writes the
-    /// header for `lsn` and `end_slot`, syncs the file and renames it to
-    /// `snapshot-<generation>-<lsn>.qvs`, syncing the directory. Returns
-    /// the final name.
+    /// Applies `changes` (the final catch-up's, in order) to `index` (the
+    /// index the entries were staged from, with everything but `changes`
+    /// applied) and to the staged table, writes the blocks they touched,
+    /// the checksum table and the header for `lsn` and `end_slot`, syncs
+    /// the file and renames it to `snapshot-<generation>-<lsn>.qvs`,
+    /// syncing the directory. Returns the final name.
     pub(super) fn finish(mut self, index: &Index, changes: &[Change], lsn: Lsn, end_slot: Slot) -> Result<String> {
-        // Where each touched id's entry is, before any change: the entries
-        // are sorted by slot and an id's slot in the index is its entry's.
-        let mut touched: FxHashMap<u64, Option<usize>> = FxHashMap::default();
-        for &(id, _) in changes {
-            if touched.contains_key(&id) {
-                continue;
-            }
-            let position = match index.get(id) {
-                None => None,
-                Some(slot) => {
-                    Some(self.entries.binary_search_by_key(&slot, |&(_, s)| s).map_err(|_| Error::Corrupted {
-                        path: self.path.clone(),
-                        offset: 0,
-                        reason: format!("the staged snapshot lacks id {id} at {slot}, which the new index holds"),
-                    })?)
-                }
-            };
-            touched.insert(id, position);
-        }
         index.apply(changes);
-
-        let mut dirty = vec![false; self.chunk_crcs.len()];
-        let mut holes = Vec::new();
-        let mut appends = Vec::new();
-        for (&id, &position) in &touched {
-            match (position, index.get(id)) {
-                (Some(p), Some(slot)) => {
-                    self.entries[p] = (id, slot);
-                    mark(&mut dirty, p);
-                }
-                (Some(p), None) => holes.push(p),
-                (None, Some(slot)) => appends.push((id, slot)),
-                (None, None) => {}
+        let inserts = changes.iter().filter(|(_, slot)| slot.is_some()).count() as u64;
+        if self.table.fits(inserts) {
+            for &(id, slot) in changes {
+                match slot {
+                    Some(slot) => self.table.insert(id, slot.get()),
+                    None => self.table.remove(id),
+                };
             }
+            self.write_dirty_blocks()?;
+        } else {
+            // More new ids than the room left: a new, larger table.
+            let entries: Vec<(u64, u64)> = index.entries().into_iter().map(|(id, slot)| (id, slot.get())).collect();
+            self.table = TableImage::from_entries(&entries).map_err(|id| Error::Corrupted {
+                path: self.path.clone(),
+                offset: 0,
+                reason: format!("the new index lists id {id} twice"),
+            })?;
+            self.write_table()?;
         }
-        // New entries fill the holes first; the holes left are filled by
-        // the last entries, from the highest hole down, so a moved entry
-        // never lands in a hole still to be filled.
-        holes.sort_unstable();
-        while !holes.is_empty() && !appends.is_empty() {
-            let p = holes.remove(holes.len() - 1);
-            self.entries[p] = appends.pop().expect("checked non-empty");
-            mark(&mut dirty, p);
-        }
-        for &p in holes.iter().rev() {
-            self.entries.swap_remove(p);
-            mark(&mut dirty, p);
-            mark(&mut dirty, self.entries.len());
-        }
-        for entry in appends {
-            self.entries.push(entry);
-            mark(&mut dirty, self.entries.len() - 1);
-        }
-
-        let chunks = self.entries.len().div_ceil(CHUNK_ENTRIES);
-        dirty.resize(chunks.max(dirty.len()), false);
-        self.chunk_crcs.truncate(chunks);
-        for (chunk, is_dirty) in dirty.into_iter().enumerate().take(chunks) {
-            if chunk >= self.chunk_crcs.len() {
-                let crc = self.write_chunk(chunk)?;
-                self.chunk_crcs.push(crc);
-            } else if is_dirty {
-                self.chunk_crcs[chunk] = self.write_chunk(chunk)?;
-            }
-        }
-        let entries_bytes = (self.entries.len() * SNAPSHOT_ENTRY_BYTES) as u64;
-        let len = SnapshotHeader::ENCODED_LEN as u64 + entries_bytes;
-        self.io.set_len(&self.file, &self.path, len).context(|| format!("sizing {}", self.path.display()))?;
-        let mut entries_crc = crc32fast::Hasher::new();
-        for crc in &self.chunk_crcs {
-            entries_crc.combine(crc);
-        }
-        let header = SnapshotHeader {
-            generation: self.generation.get(),
-            lsn: lsn.get(),
-            end_slot: end_slot.get(),
-            entry_count: self.entries.len() as u64,
-            entries_crc: entries_crc.finalize(),
-        };
+        let header = self.table.header(self.generation.get(), lsn.get(), end_slot.get(), &self.block_crcs);
+        self.write(SnapshotHeader::ENCODED_LEN as u64, &crc_table_bytes(&self.block_crcs))?;
         let mut head = [0u8; SnapshotHeader::ENCODED_LEN];
         header.encode_into(&mut head);
         self.write(0, &head)?;
@@ -197,20 +138,46 @@ impl StagedSnapshot {
         Ok(name)
     }
 
-    /// Writes chunk `chunk` of the entries at its place in the file and
-    /// returns its checksum state.
-    fn write_chunk(&self, chunk: usize) -> Result<crc32fast::Hasher> {
-        let start = chunk * CHUNK_ENTRIES;
-        let end = (start + CHUNK_ENTRIES).min(self.entries.len());
-        let mut bytes = Vec::with_capacity((end - start) * SNAPSHOT_ENTRY_BYTES);
-        for &(id, slot) in &self.entries[start..end] {
-            bytes.extend_from_slice(&encode_entry(id, slot.get()));
+    /// Writes the whole table (a zero header and checksum table, the
+    /// padding, every block), sized exactly.
+    fn write_table(&mut self) -> Result<()> {
+        let h = self.table.header(0, 0, 0, &[]);
+        self.io.set_len(&self.file, &self.path, 0).context(|| format!("sizing {}", self.path.display()))?;
+        self.write(0, &vec![0u8; h.table_offset() as usize])?;
+        self.block_crcs = vec![0; h.block_count() as usize];
+        self.table.take_dirty();
+        let all: Vec<usize> = (0..self.block_crcs.len()).collect();
+        self.write_blocks(&all)?;
+        self.io.set_len(&self.file, &self.path, h.file_len()).context(|| format!("sizing {}", self.path.display()))
+    }
+
+    /// Writes the blocks changed since the last write.
+    fn write_dirty_blocks(&mut self) -> Result<()> {
+        let dirty = self.table.take_dirty();
+        self.write_blocks(&dirty)
+    }
+
+    /// Writes `blocks` (ascending) at their places, runs of neighbours in
+    /// one call, and records their checksums.
+    fn write_blocks(&mut self, blocks: &[usize]) -> Result<()> {
+        let table_offset = self.table.header(0, 0, 0, &[]).table_offset();
+        let mut at = 0;
+        while at < blocks.len() {
+            let first = blocks[at];
+            let mut run = 1;
+            while at + run < blocks.len() && blocks[at + run] == first + run && run < BLOCKS_PER_WRITE {
+                run += 1;
+            }
+            let mut bytes = Vec::with_capacity(run * crate::format::snapshot::BLOCK_BYTES);
+            for block in first..first + run {
+                let encoded = self.table.encode_block(block);
+                self.block_crcs[block] = block_crc(block as u64, &encoded);
+                bytes.extend_from_slice(&encoded);
+            }
+            self.write(table_offset + (first * crate::format::snapshot::BLOCK_BYTES) as u64, &bytes)?;
+            at += run;
         }
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&bytes);
-        let offset = (SnapshotHeader::ENCODED_LEN + start * SNAPSHOT_ENTRY_BYTES) as u64;
-        self.write(offset, &bytes)?;
-        Ok(crc)
+        Ok(())
     }
 
     fn write(&self, offset: u64, bytes: &[u8]) -> Result<()> {
@@ -218,19 +185,13 @@ impl StagedSnapshot {
     }
 }
 
-/// Marks the chunk holding entry `position` as needing a rewrite.
-fn mark(dirty: &mut Vec<bool>, position: usize) {
-    let chunk = position / CHUNK_ENTRIES;
-    if chunk >= dirty.len() {
-        dirty.resize(chunk + 1, false);
-    }
-    dirty[chunk] = true;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::snapshot::entries as decode_entries;
+    use crate::format::snapshot::{check_block, entries as decode_entries};
+
+    /// Entries per block: the tests' sizes cross block boundaries.
+    const CHUNK_ENTRIES: usize = BLOCK_BUCKETS;
 
     fn index_of(entries: &[(u64, u64)]) -> Index {
         Index::from_entries(entries.iter().map(|&(id, slot)| (id, Slot::from(slot)))).expect("distinct ids")
@@ -249,7 +210,10 @@ mod tests {
         assert!(!dir.path().join(staged_snapshot_file_name(generation)).exists(), "the staged file was renamed");
         let bytes = std::fs::read(dir.path().join(name)).expect("read");
         let header = SnapshotHeader::decode_from(&bytes).expect("a valid snapshot");
-        let mut entries = decode_entries(&bytes).collect::<Vec<_>>();
+        for block in 0..header.block_count() {
+            check_block(&header, &bytes, block).expect("every block checks");
+        }
+        let mut entries = decode_entries(&header, &bytes).collect::<Vec<_>>();
         entries.sort_unstable();
         (header, entries, index)
     }
@@ -289,6 +253,18 @@ mod tests {
         let (header, entries, index) = staged_then_finished(&before, &changes);
         assert_eq!(entries, sorted(&index));
         assert_eq!(header.entry_count as usize, entries.len());
+    }
+
+    // Proves a final catch-up with more new ids than the staged table has
+    // room for makes a larger table that holds them all.
+    #[test]
+    fn finish_beyond_the_room_left_rewrites_a_larger_table() {
+        let before: Vec<(u64, u64)> = (0..1000).map(|i| (i, i)).collect();
+        let changes: Vec<Change> = (1000..3000).map(|i| (i, Some(Slot::from(i)))).collect();
+        let (header, entries, index) = staged_then_finished(&before, &changes);
+        assert_eq!(entries, sorted(&index));
+        assert_eq!(header.entry_count, 3000);
+        assert!(header.bucket_count >= 4000);
     }
 
     // Proves an empty staging and no changes still make a valid, empty

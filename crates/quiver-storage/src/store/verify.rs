@@ -82,6 +82,12 @@ impl<T: Element> VectorStore<T> {
 
         let path = self.current().data.path().to_path_buf();
         let mut problems = Vec::new();
+        // Listing the entries above checked every block of the snapshot the
+        // index maps; a damaged one is a problem even when the rebuild from
+        // the data file covered for it.
+        if let Some(damage) = self.current().index.base_damage() {
+            problems.push(Problem { path: self.dir.clone(), offset: 0, reason: damage.to_string() });
+        }
         let mut damaged: FxHashSet<Slot> = FxHashSet::default();
         let mut newest = NewestRecords::with_capacity(expected.len());
         let (records_checked, tombstones) = self.scan_records(end_slot, &mut newest, &mut damaged, &mut problems)?;

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use quiver_storage::format::header::{DATA_MAGIC, DataFileHeader, FormatHeader, STORE_MAGIC};
 use quiver_storage::format::manifest::{MANIFEST_MAGIC, MAX_LSN, MAX_SEGMENT, Manifest};
 use quiver_storage::format::record::{RECORD_MAGIC, RecordKind};
-use quiver_storage::format::snapshot::{MAX_SNAPSHOT_ENTRIES, SNAPSHOT_ENTRY_BYTES, SNAPSHOT_MAGIC, SnapshotHeader};
+use quiver_storage::format::snapshot::{
+    BLOCK_BUCKETS, BLOCK_BYTES, EMPTY_SLOT, MAX_SNAPSHOT_ENTRIES, SNAPSHOT_ENTRY_BYTES, SNAPSHOT_MAGIC, SnapshotHeader,
+    block_crc, bucket_count_for, home_bucket,
+};
 use quiver_storage::format::wal_frame::{
     BATCH_ENTRY_BYTES, BATCH_HEADER_BYTES, FRAME_HEADER_BYTES, MAX_BATCH_VECTORS, MAX_FRAME_PAYLOAD_BYTES,
     SegmentHeader, WAL_MAGIC,
@@ -110,6 +113,10 @@ fn code_constants() -> BTreeMap<&'static str, Value> {
         ("Manifest::ENCODED_LEN", int(Manifest::ENCODED_LEN as u64)),
         ("SnapshotHeader::ENCODED_LEN", int(SnapshotHeader::ENCODED_LEN as u64)),
         ("SNAPSHOT_ENTRY_BYTES", int(SNAPSHOT_ENTRY_BYTES as u64)),
+        ("BLOCK_BUCKETS", int(BLOCK_BUCKETS as u64)),
+        ("BLOCK_BYTES", int(BLOCK_BYTES as u64)),
+        ("EMPTY_SLOT", int(EMPTY_SLOT)),
+        ("bucket_count_for(1000000)", int(bucket_count_for(1_000_000))),
         ("MAX_SNAPSHOT_ENTRIES", int(MAX_SNAPSHOT_ENTRIES)),
         ("SegmentHeader::ENCODED_LEN", int(SegmentHeader::ENCODED_LEN as u64)),
         ("FRAME_HEADER_BYTES", int(FRAME_HEADER_BYTES as u64)),
@@ -439,8 +446,14 @@ fn layout_tables_match_the_bytes_a_store_writes() {
         ("crc", crc_of(&manifest[..60])),
     ];
     check_layout(&doc, "manifest", Manifest::ENCODED_LEN, &manifest, &fields);
+    // One id: one block of 256 buckets after a page of header, checksum
+    // table and padding; B in its home bucket, every other bucket empty.
     let snapshot = fs::read(path.join(snapshot_file_name(1, 3))).expect("the snapshot names generation and LSN");
-    assert_eq!(snapshot.len(), SnapshotHeader::ENCODED_LEN + SNAPSHOT_ENTRY_BYTES);
+    assert_eq!(snapshot.len(), 4096 + BLOCK_BYTES);
+    let block = &snapshot[4096..];
+    let block_crc_bytes = le32(block_crc(0, block));
+    assert_eq!(&snapshot[64..68], &block_crc_bytes[..], "block 0's checksum follows the header");
+    assert!(snapshot[68..4096].iter().all(|&b| b == 0), "zero padding up to the first page boundary");
     let fields = vec![
         ("magic", SNAPSHOT_MAGIC.to_vec()),
         ("version", le32(FORMAT_VERSION)),
@@ -448,12 +461,17 @@ fn layout_tables_match_the_bytes_a_store_writes() {
         ("lsn", le64(3)),
         ("end_slot", le64(3)),
         ("entry_count", le64(1)),
-        ("entries_crc", crc_of(&snapshot[SnapshotHeader::ENCODED_LEN..])),
+        ("bucket_count", le64(BLOCK_BUCKETS as u64)),
+        ("block_crcs_crc", crc_of(&block_crc_bytes)),
         ("crc", crc_of(&snapshot[..60])),
     ];
     check_layout(&doc, "snapshot_header", SnapshotHeader::ENCODED_LEN, &snapshot, &fields);
+    let home = home_bucket(B, BLOCK_BUCKETS as u64) as usize;
     let fields = vec![("id", le64(B)), ("slot", le64(1))];
-    check_layout(&doc, "snapshot_entry", SNAPSHOT_ENTRY_BYTES, &snapshot[SnapshotHeader::ENCODED_LEN..], &fields);
+    check_layout(&doc, "snapshot_entry", SNAPSHOT_ENTRY_BYTES, &block[home * SNAPSHOT_ENTRY_BYTES..], &fields);
+    let empty = vec![("id", le64(0)), ("slot", le64(EMPTY_SLOT))];
+    let other = (home + 1) % BLOCK_BUCKETS;
+    check_layout(&doc, "snapshot_entry", SNAPSHOT_ENTRY_BYTES, &block[other * SNAPSHOT_ENTRY_BYTES..], &empty);
 }
 
 // Proves the location-batch form FORMAT.md describes: with inlining off, a

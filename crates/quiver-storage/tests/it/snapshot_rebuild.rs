@@ -1,15 +1,20 @@
 //! Proves the index snapshot is only an accelerator (a Bitcask hint file):
-//! when it is missing, truncated, empty or has a flipped bit, open rebuilds
-//! the index from the data file and the WAL, says so in the recovery report,
-//! holds exactly the live vectors with their latest values (no deleted id
-//! comes back), and writes a fresh snapshot so the next open loads it. Also
-//! proves stray temporary files are removed at open.
+//! when it is missing, truncated, empty or has a flipped bit in what open
+//! checks (header, checksum table), open rebuilds the index from the data
+//! file and the WAL, says so in the recovery report, holds exactly the live
+//! vectors with their latest values (no deleted id comes back), and writes
+//! a fresh snapshot so the next open loads it. A flipped bit in a block of
+//! buckets, which open does not read, is caught by the first read of that
+//! block: the store answers correctly from a rebuild and its next
+//! checkpoint replaces the file. Also proves stray temporary files are
+//! removed at open.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use quiver_storage::format::snapshot::{SnapshotHeader, check_block};
 use quiver_storage::{SnapshotOutcome, VectorStore};
 
 const DIM: usize = 8;
@@ -24,8 +29,13 @@ enum Damage {
     Truncate,
     Empty,
     FlipHeaderBit,
+    FlipChecksumTableBit,
     FlipEntryBit,
 }
+
+/// Every kind of damage open itself finds.
+const FOUND_AT_OPEN: [Damage; 5] =
+    [Damage::Delete, Damage::Truncate, Damage::Empty, Damage::FlipHeaderBit, Damage::FlipChecksumTableBit];
 
 /// Stores ids 0..300 (half of them in batches), overwrites every 5th,
 /// deletes every 7th (so some overwritten ids are deleted too), deletes and
@@ -102,8 +112,11 @@ fn damage(path: &Path, how: Damage) {
         Damage::Empty => bytes.clear(),
         // Byte 20 is inside the LSN field of the header.
         Damage::FlipHeaderBit => bytes[20] ^= 0x04,
+        // The first block's checksum, right after the header.
+        Damage::FlipChecksumTableBit => bytes[65] ^= 0x08,
+        // The middle of the bucket area, which starts at 4096 here.
         Damage::FlipEntryBit => {
-            let mid = 64 + (bytes.len() - 64) / 2;
+            let mid = 4096 + (bytes.len() - 4096) / 2;
             bytes[mid] ^= 0x10;
         }
     }
@@ -156,12 +169,41 @@ fn reopen_and_check_rebuild(path: &Path, how: Damage, model: &Model, expect_repl
     assert_eq!(snapshot_files(path).len(), 1, "{context}: one snapshot, the old one replaced");
 }
 
+/// Reopens after a bucket of the snapshot was damaged: open accepts the
+/// file (it reads no bucket), every read is still right (the damaged block
+/// is caught when first read and the store answers from a rebuild), and the
+/// next checkpoint, although nothing changed, writes a snapshot whose every
+/// block checks, which the next open loads.
+fn reopen_with_a_damaged_block(path: &Path, model: &Model) {
+    let opts = small(DIM);
+    let damaged = fs::read(&snapshot_files(path)[0]).expect("read the damaged snapshot");
+    {
+        let s = open(path, &opts);
+        assert!(
+            matches!(s.recovery_report().snapshot, SnapshotOutcome::Loaded { .. }),
+            "open reads no bucket, so it maps the file: {:?}",
+            s.recovery_report().snapshot
+        );
+        assert_holds(&s, model, "damaged block, first open");
+        s.checkpoint().expect("the checkpoint replaces the damaged snapshot");
+    }
+    let fresh = fs::read(&snapshot_files(path)[0]).expect("read the new snapshot");
+    assert_ne!(fresh, damaged, "the damaged snapshot was replaced");
+    let h = SnapshotHeader::decode_from(&fresh).expect("the new snapshot decodes");
+    for block in 0..h.block_count() {
+        check_block(&h, &fresh, block).expect("every block of the new snapshot checks");
+    }
+    let s = open(path, &opts);
+    assert!(matches!(s.recovery_report().snapshot, SnapshotOutcome::Loaded { .. }));
+    assert_holds(&s, model, "damaged block, after the checkpoint");
+}
+
 // Proves that every kind of snapshot damage, when every write is covered by
 // the checkpoint, makes open rebuild an index that holds exactly the live
 // vectors, and that a new snapshot is written so the next open loads it.
 #[test]
 fn damaged_snapshot_is_rebuilt_and_replaced() {
-    for how in [Damage::Delete, Damage::Truncate, Damage::Empty, Damage::FlipHeaderBit, Damage::FlipEntryBit] {
+    for how in FOUND_AT_OPEN {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = store_path(&dir);
         let model = {
@@ -175,12 +217,35 @@ fn damaged_snapshot_is_rebuilt_and_replaced() {
     }
 }
 
+// Proves a damaged bucket, which open does not read, never yields a wrong
+// answer, with and without writes after the checkpoint, and is replaced by
+// the next checkpoint.
+#[test]
+fn damaged_block_is_caught_when_read_and_replaced() {
+    for write_after in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = store_path(&dir);
+        let model = {
+            let s = open(&path, &small(DIM));
+            let mut model = write_and_checkpoint(&s);
+            if write_after {
+                write_after_checkpoint(&s, &mut model);
+            } else {
+                s.close().expect("close");
+            }
+            model
+        };
+        damage(&path, Damage::FlipEntryBit);
+        reopen_with_a_damaged_block(&path, &model);
+    }
+}
+
 // Proves writes made after the checkpoint (only in the WAL: new ids,
 // overwrites and deletes of checkpointed ids) are replayed on top of the
 // rebuilt index, and the fresh snapshot covers them.
 #[test]
 fn rebuild_replays_the_wal_written_after_the_checkpoint() {
-    for how in [Damage::Delete, Damage::Truncate, Damage::Empty, Damage::FlipHeaderBit, Damage::FlipEntryBit] {
+    for how in FOUND_AT_OPEN {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = store_path(&dir);
         let model = {

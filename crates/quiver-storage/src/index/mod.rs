@@ -1,8 +1,20 @@
-//! The in-memory id -> slot index.
+//! The id -> slot index: a mapped base and in-memory shards over it.
 //!
 //! It owns the map from id to record slot and the rules that make a batch
 //! visible atomically; it must never make a reader wait for a rehash, a
 //! large free or a whole-index copy, and never make a writer wait for a copy.
+//!
+//! # Base and shards
+//!
+//! The ids of the checkpoint an index was opened from stay in its [`Base`]:
+//! the snapshot file, mapped and probed in place, never loaded (so open
+//! costs the same at any size, and those ids cost page cache, not heap).
+//! Every change since lives in the shards: a stored id maps to its slot, an
+//! id removed from the base maps to [`REMOVED`]. A lookup asks the shard
+//! first and the base only when the shard does not know the id. An index
+//! built in memory (a new store, a compaction's new generation, a rebuild)
+//! has an empty base. The number of ids is counted as batches are applied,
+//! inside the same window as the changes.
 //!
 //! Sharded by id so that reader threads on different ids do not bounce one
 //! lock word between cores. A batch is applied while holding the write locks
@@ -67,12 +79,16 @@
 
 use std::collections::TryReserveError;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::ids::{Lsn, Slot};
+
+mod base;
+
+pub(crate) use base::{Base, Rebuild};
 
 /// Number of shards (a power of two).
 pub(crate) const SHARDS: usize = 1024;
@@ -90,6 +106,10 @@ const OPTIMISTIC_SNAPSHOTS: u32 = 4;
 const TABLE_BYTES_PER_ID_AT_LEAST: u64 = 19;
 
 pub(crate) type Map = FxHashMap<u64, Slot>;
+
+/// What a shard holds for an id of the base that has been removed since.
+/// No record has this slot: slots are bounded by the largest data file.
+pub(crate) const REMOVED: Slot = Slot::REMOVED;
 
 /// Why `Index::try_reserve` made no promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +131,13 @@ pub(crate) struct Index {
     /// Each shard's table is shared, copy-on-write, with the read views
     /// ([`Index::shared_shards`]) taken since it last changed.
     shards: Box<[RwLock<Arc<Map>>]>,
+    /// The ids the shards do not know about (module docs).
+    base: Arc<Base>,
+    /// The ids the shards add to the base's count (negative when they
+    /// remove more than they add), stored once per batch inside its version
+    /// window. The base's own count only changes if a damaged block's ids
+    /// are lost (see `base`).
+    delta: AtomicI64,
     /// Held by `apply` (and by a snapshot that gave up retrying): the
     /// version protocol needs one batch at a time.
     apply_lock: Mutex<()>,
@@ -171,14 +198,65 @@ pub(crate) fn shard_of(id: u64) -> usize {
     (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
 }
 
+/// A consistent read view of an index: its shards, shared, and its base.
+#[derive(Debug)]
+pub(crate) struct IndexView {
+    shards: Box<[Arc<Map>]>,
+    base: Arc<Base>,
+    delta: i64,
+}
+
+impl IndexView {
+    /// The number of ids in the view.
+    pub(crate) fn len(&self) -> usize {
+        count(&self.base, self.delta)
+    }
+
+    /// The slot of `id`.
+    #[inline]
+    pub(crate) fn get(&self, id: u64) -> Option<Slot> {
+        resolve(self.shards[shard_of(id)].get(&id).copied(), &self.base, id)
+    }
+
+    /// Every `(id, slot)`, unordered.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, Slot)> + '_ {
+        let changed = self.shards.iter().flat_map(|m| m.iter().map(|(&id, &slot)| (id, slot)));
+        let kept = self.base.entries().filter(|&(id, _)| !self.shards[shard_of(id)].contains_key(&id));
+        changed.filter(|&(_, slot)| slot != REMOVED).chain(kept)
+    }
+}
+
+/// The number of ids of a base and the shards' `delta` over it.
+fn count(base: &Base, delta: i64) -> usize {
+    (base.len() as i64).saturating_add(delta).max(0) as usize
+}
+
+/// The answer for `id` given what its shard holds for it.
+#[inline]
+fn resolve(in_shard: Option<Slot>, base: &Base, id: u64) -> Option<Slot> {
+    match in_shard {
+        Some(REMOVED) => None,
+        Some(slot) => Some(slot),
+        None => base.get(id),
+    }
+}
+
 impl Index {
     /// An index with room for `capacity` ids without rehashing.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self::over(Arc::new(Base::default()), capacity)
+    }
+
+    /// An index whose ids are those of `base`, with room for `capacity`
+    /// changes in its shards.
+    pub(crate) fn over(base: Arc<Base>, capacity: usize) -> Self {
         let per = capacity.div_ceil(SHARDS) + capacity.div_ceil(SHARDS) / 8;
         Self {
             shards: (0..SHARDS)
                 .map(|_| RwLock::new(Arc::new(Map::with_capacity_and_hasher(per, Default::default()))))
                 .collect(),
+            delta: AtomicI64::new(0),
+            base,
             apply_lock: Mutex::new(()),
             version: AtomicU64::new(0),
             lsn: AtomicU64::new(0),
@@ -191,17 +269,34 @@ impl Index {
     /// The slot of `id`.
     #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<Slot> {
-        self.shards[shard_of(id)].read().get(&id).copied()
+        // The shard's lock is released before the base is probed: the base
+        // never changes, and a batch that lands in between is one this
+        // read simply comes before.
+        let in_shard = self.shards[shard_of(id)].read().get(&id).copied();
+        resolve(in_shard, &self.base, id)
     }
 
     /// Whether `id` is present.
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.shards[shard_of(id)].read().contains_key(&id)
+        self.get(id).is_some()
     }
 
-    /// The number of ids, as one consistent snapshot.
+    /// The number of ids after the last whole batch.
     pub(crate) fn len(&self) -> usize {
-        self.snapshot(|| 0, |n, _, map| *n += map.len())
+        count(&self.base, self.delta.load(Ordering::Acquire))
+    }
+
+    /// Why a block of the base failed its check, if one did, and what was
+    /// lost if the data file could not rebuild it.
+    pub(crate) fn base_damage(&self) -> Option<&str> {
+        self.base.damage()
+    }
+
+    /// Whether the next checkpoint must write a new snapshot although
+    /// nothing changed: a block of the base failed its check and was
+    /// rebuilt whole.
+    pub(crate) fn base_needs_rewrite(&self) -> bool {
+        self.base.needs_rewrite()
     }
 
     /// Whether the index is empty.
@@ -211,14 +306,20 @@ impl Index {
 
     /// All ids, as one consistent snapshot, unordered.
     pub(crate) fn ids(&self) -> Vec<u64> {
-        let hint = self.len_estimate();
-        self.snapshot(|| Vec::with_capacity(hint), |out, _, map| out.extend(map.keys().copied()))
+        self.entries().into_iter().map(|(id, _)| id).collect()
     }
 
     /// All `(id, slot)` pairs, as one consistent snapshot.
     pub(crate) fn entries(&self) -> Vec<(u64, Slot)> {
         let hint = self.len_estimate();
-        self.snapshot(|| Vec::with_capacity(hint), |out, _, map| out.extend(map.iter().map(|(&i, &s)| (i, s))))
+        let mut out =
+            self.snapshot(|| Vec::with_capacity(hint), |out, _, map| out.extend(map.iter().map(|(&i, &s)| (i, s))));
+        if !self.base.is_empty() {
+            let changed: FxHashSet<u64> = out.iter().map(|&(id, _)| id).collect();
+            out.retain(|&(_, slot)| slot != REMOVED);
+            out.extend(self.base.entries().filter(|(id, _)| !changed.contains(id)));
+        }
+        out
     }
 
     /// Every shard's table, shared (one reference count each, no copy), as
@@ -227,7 +328,7 @@ impl Index {
     /// slot in the tables is below it). The next batch to touch a shard
     /// copies that shard's table first, under its upgradable lock, so the
     /// tables returned never change (see `grow_shard_with`).
-    pub(crate) fn shared_shards(&self) -> (Box<[Arc<Map>]>, usize, Lsn, Slot) {
+    pub(crate) fn shared_shards(&self) -> (IndexView, usize, Lsn, Slot) {
         let (shards, len, lsn, end) = self.snapshot(
             // Read right after the version check that starts each attempt:
             // `apply_batch` stores the position inside the version window,
@@ -238,14 +339,14 @@ impl Index {
             || {
                 let lsn = Lsn::from(self.lsn.load(Ordering::Acquire));
                 let end = Slot::from(self.end_slot.load(Ordering::Acquire));
-                (Vec::with_capacity(SHARDS), 0, lsn, end)
+                let delta = self.delta.load(Ordering::Acquire);
+                (Vec::with_capacity(SHARDS), delta, lsn, end)
             },
-            |acc, _, map| {
-                acc.0.push(Arc::clone(map));
-                acc.1 += map.len();
-            },
+            |acc, _, map| acc.0.push(Arc::clone(map)),
         );
-        (shards.into_boxed_slice(), len, lsn, end)
+        let view = IndexView { shards: shards.into_boxed_slice(), base: Arc::clone(&self.base), delta: len };
+        let len = view.len();
+        (view, len, lsn, end)
     }
 
     /// Sets the LSN and end a snapshot reports, for an index built outside
@@ -259,7 +360,7 @@ impl Index {
     /// The number of ids, summed shard by shard without the version check:
     /// a capacity hint for a snapshot, never a promise.
     fn len_estimate(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.shards.iter().map(|s| s.read().len()).sum::<usize>().max(self.len())
     }
 
     /// Folds every shard into an accumulator made by `fresh`, as one
@@ -304,10 +405,11 @@ impl Index {
     /// rehash. Each shard is copied under its upgradable lock, so no shard
     /// changes between the copy and the swap whoever else is applying or
     /// reserving.
-    fn reserve_for(&self, shards: &[usize], changes: &[Change]) {
+    fn reserve_for(&self, shards: &[usize], changes: &[Change], in_base: &[Option<Slot>]) {
         let mut incoming = vec![0usize; shards.len()];
-        for &(id, slot) in changes {
-            if slot.is_some() {
+        for (k, &(id, slot)) in changes.iter().enumerate() {
+            // A removal of a base id puts a `REMOVED` entry in the shard.
+            if slot.is_some() || in_base.get(k).is_some_and(Option::is_some) {
                 incoming[position_of(shards, id)] += 1;
             }
         }
@@ -405,7 +507,11 @@ impl Index {
     fn apply_inner(&self, position: Option<(Lsn, Slot)>, changes: &[Change]) -> Vec<Slot> {
         let _one_batch_at_a_time = self.apply_lock.lock();
         let shards = touched_shards(changes);
-        self.reserve_for(&shards, changes);
+        // The base never changes: ask it before any lock is held (a probe
+        // may fault a page in from disk).
+        let in_base: Vec<Option<Slot>> =
+            if self.base.is_empty() { Vec::new() } else { changes.iter().map(|&(id, _)| self.base.get(id)).collect() };
+        self.reserve_for(&shards, changes, &in_base);
         // Locked in ascending shard order, as every multi-shard writer does.
         let mut guards: Vec<RwLockWriteGuard<'_, Arc<Map>>> = shards.iter().map(|&s| self.shards[s].write()).collect();
         // Odd: snapshots that overlap this batch discard their copy.
@@ -415,19 +521,36 @@ impl Index {
             self.end_slot.store(end_slot.get(), Ordering::Release);
         }
         let mut displaced = Vec::new();
-        for &(id, slot) in changes {
+        let mut delta = self.delta.load(Ordering::Relaxed);
+        for (k, &(id, slot)) in changes.iter().enumerate() {
             // `reserve_for` has unshared every touched table unless a read
             // view took a share since; then it is copied here, once, under
             // the write lock (readers of that shard wait for that copy: the
             // one case they do, and only when a view is taken in the few
             // microseconds between the two).
             let map = Arc::make_mut(&mut guards[position_of(&shards, id)]);
+            let base_slot = in_base.get(k).copied().flatten();
             let old = match slot {
                 Some(s) => map.insert(id, s),
+                // A base id stays shadowed; any other id just leaves.
+                None if base_slot.is_some() => map.insert(id, REMOVED),
                 None => map.remove(&id),
             };
-            displaced.extend(old);
+            // What the id had before this change: the shard's entry if it
+            // had one, else the base's.
+            let before = match old {
+                Some(REMOVED) => None,
+                Some(s) => Some(s),
+                None => base_slot,
+            };
+            displaced.extend(before);
+            match (before.is_some(), slot.is_some()) {
+                (false, true) => delta += 1,
+                (true, false) => delta -= 1,
+                _ => {}
+            }
         }
+        self.delta.store(delta, Ordering::Release);
         drop(guards);
         // Even again, after the last touched shard is unlocked: a snapshot
         // that reads this value starts after the whole batch.
@@ -437,7 +560,8 @@ impl Index {
 
     /// Builds an index from `(id, slot)` pairs, rejecting duplicate ids.
     pub(crate) fn from_entries(entries: impl ExactSizeIterator<Item = (u64, Slot)>) -> Result<Self, u64> {
-        let index = Self::with_capacity(entries.len());
+        let mut index = Self::with_capacity(entries.len());
+        *index.delta.get_mut() = entries.len() as i64;
         {
             let mut guards: Vec<_> = index.shards.iter().map(|s| s.write()).collect();
             for (id, slot) in entries {
@@ -704,6 +828,59 @@ mod tests {
         assert_eq!((index.len(), index.get(1), index.get(2)), (2, Some(1.into()), Some(2.into())));
     }
 
+    /// An index over a mapped base of `entries` (in a file under `dir`).
+    fn over_base(dir: &std::path::Path, entries: &[(u64, u64)]) -> Index {
+        use crate::format::snapshot::TableImage;
+        let path = dir.join("base.qvs");
+        let bytes = TableImage::from_entries(entries).expect("distinct").encode_file(1, 1, 1 << 40);
+        std::fs::write(&path, bytes).expect("write the base");
+        let base = Base::open(&path, (1, 1, 1 << 40), Box::new(|| Err("no rebuild in this test".into())));
+        Index::over(Arc::new(base.expect("open the base")), 0)
+    }
+
+    // Proves changes over a mapped base behave as if the base's ids were in
+    // the shards: an overwrite displaces the base's slot, a removal hides
+    // the base's id (and a second removal changes nothing), a re-added id
+    // is back, the count follows every case, and `entries`, `ids` and a
+    // shared view list exactly the result, while a view taken before keeps
+    // the state it saw.
+    #[test]
+    fn changes_over_a_base() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = over_base(dir.path(), &(0..1000u64).map(|i| (i, i)).collect::<Vec<_>>());
+        assert_eq!((index.len(), index.get(5), index.get(1000)), (1000, Some(Slot::from(5)), None));
+        let (before, ..) = index.shared_shards();
+        assert_eq!(index.apply(&[(5, Some(2000.into()))]), [Slot::from(5)], "an overwrite displaces the base's slot");
+        assert_eq!(index.apply(&[(6, None)]), [Slot::from(6)], "a removal displaces the base's slot");
+        assert_eq!(index.apply(&[(6, None)]), [], "a second removal finds nothing");
+        assert_eq!(index.apply(&[(7, None), (7, Some(2001.into()))]), [Slot::from(7)]);
+        assert_eq!(index.apply(&[(8, Some(2002.into())), (8, None)]), [Slot::from(8), Slot::from(2002)]);
+        assert_eq!(index.apply(&[(1000, Some(2003.into()))]), [], "a new id displaces nothing");
+        assert_eq!(index.len(), 999, "6 and 8 left, 1000 came");
+        assert_eq!(index.get(5), Some(Slot::from(2000)));
+        assert_eq!((index.get(6), index.contains(6), index.get(8)), (None, false, None));
+        assert_eq!(index.get(7), Some(Slot::from(2001)));
+        let mut expected: Vec<(u64, Slot)> =
+            (0..1000u64).filter(|&i| i != 6 && i != 8).map(|i| (i, i.into())).collect();
+        for (id, slot) in [(5, 2000u64), (7, 2001)] {
+            let at = expected.iter().position(|&(i, _)| i == id).expect("listed");
+            expected[at].1 = slot.into();
+        }
+        expected.push((1000, 2003.into()));
+        let mut entries = index.entries();
+        entries.sort_unstable();
+        assert_eq!(entries, expected);
+        let mut ids = index.ids();
+        ids.sort_unstable();
+        assert_eq!(ids, expected.iter().map(|&(id, _)| id).collect::<Vec<_>>());
+        let (view, len, ..) = index.shared_shards();
+        let mut seen: Vec<(u64, Slot)> = view.entries().collect();
+        seen.sort_unstable();
+        assert_eq!((seen, len), (expected, 999));
+        assert_eq!(before.entries().count(), 1000);
+        assert_eq!((before.get(5), before.get(6), before.get(1000)), (Some(Slot::from(5)), Some(Slot::from(6)), None));
+    }
+
     // Proves duplicate ids in a snapshot are rejected.
     #[test]
     fn from_entries_rejects_duplicates() {
@@ -735,11 +912,10 @@ mod tests {
         let sneaked = Arc::clone(&index.shards[shard].read());
         index.apply_inner(None, &[(11, None)]);
         assert_eq!(sneaked.get(&11), Some(&Slot::from(11)), "a removal copied the shared table first");
-        let seen: usize = view.iter().map(|m| m.len()).sum();
-        assert_eq!(seen, 5_000);
-        assert_eq!(view[shard_of(7)].get(&7), Some(&Slot::from(7)));
-        assert_eq!(view[shard_of(8)].get(&8), Some(&Slot::from(8)));
-        assert_eq!(view[shard_of(9_999)].get(&9_999), None);
+        assert_eq!(view.entries().count(), 5_000);
+        assert_eq!(view.get(7), Some(Slot::from(7)));
+        assert_eq!(view.get(8), Some(Slot::from(8)));
+        assert_eq!(view.get(9_999), None);
         assert_eq!(index.get(7), Some(Slot::from(5_000)));
         assert_eq!(index.get(8), None);
         assert_eq!(index.get(11), None);
