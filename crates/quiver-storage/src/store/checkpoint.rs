@@ -43,6 +43,13 @@ impl CheckpointState {
         Self { manifest, obsolete_segments: Vec::new(), every_wal_bytes, due_at_wal_bytes: every_wal_bytes }
     }
 
+    /// With `segments` (older than the manifest's, found at open) to be
+    /// deleted at the next checkpoint, once its manifest is durable.
+    pub(crate) fn with_obsolete(mut self, segments: Vec<SegmentNo>) -> Self {
+        self.obsolete_segments = segments;
+        self
+    }
+
     /// The manifest in force.
     pub(crate) fn manifest(&self) -> &Manifest {
         &self.manifest

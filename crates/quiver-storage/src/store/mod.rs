@@ -100,6 +100,8 @@ pub struct VectorStore<T: Element> {
     /// each sync (see `poison`).
     poison: Poison,
     closed: AtomicBool,
+    /// Whether the directory has been synced since open (see `DirSync`).
+    dir_sync: DirSync,
     /// Set while a [`Compaction`] exists: one at a time.
     compacting: AtomicBool,
     counters: Counters,
@@ -297,10 +299,12 @@ impl<T: Element> VectorStore<T> {
             return Err(Error::Closed);
         }
         self.poison.check()?;
+        self.dir_sync.ensure(&self.io, &self.dir)?;
         Ok(w)
     }
 
-    /// Takes the writer lock without checking poison: for work that must
+    /// Takes the writer lock without checking poison or syncing the
+    /// directory: for work that must
     /// run on a poisoned store too (Drop's best effort, reading state).
     fn lock_writer_unchecked(&self) -> WriterLock<'_> {
         WriterLock::new(self.writer.lock(), &self.gauges, &self.io)
@@ -327,5 +331,38 @@ impl<T: Element> Drop for VectorStore<T> {
         // clean process exit keeps them; errors have nobody to go to.
         let mut w = self.lock_writer_unchecked();
         let _ = w.wal.write_buffer();
+    }
+}
+
+/// The store directory's sync, made once per open and only when needed.
+///
+/// The manifest an open reads may be one whose rename is not yet durable
+/// (its writer crashed between the rename and the directory sync). Nothing
+/// may depend on it before the directory is synced: no file an older
+/// manifest still needs may be removed (`remove_leftovers` syncs first),
+/// and no write may be acknowledged (the writer lock syncs before the first
+/// one), since after a power cut an older manifest could come back and
+/// disown it (a generation switch's new files, say). A store that is only
+/// read never pays for the sync, which is what lets a clean open cost the
+/// same at any size.
+#[derive(Debug, Default)]
+pub(super) struct DirSync {
+    synced: AtomicBool,
+    once: parking_lot::Mutex<()>,
+}
+
+impl DirSync {
+    /// Syncs `dir` unless that was done since open. An error leaves it to
+    /// be tried again by the next caller.
+    pub(super) fn ensure(&self, io: &Io, dir: &std::path::Path) -> Result<()> {
+        if self.synced.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one = self.once.lock();
+        if !self.synced.load(Ordering::Acquire) {
+            crate::error::IoContext::context(io.sync_dir(dir), || format!("syncing {}", dir.display()))?;
+            self.synced.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 }

@@ -17,7 +17,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::VectorStore;
 use super::append::AppendState;
 use super::checkpoint::CheckpointState;
 use super::commit::{CommitState, Writer};
@@ -25,13 +24,14 @@ use super::overlay::SyncOverlay;
 use super::read_path::ReadPath;
 use super::replay::replay_wal;
 use super::report::{RecoveryReport, SnapshotOutcome};
+use super::{DirSync, VectorStore};
 use crate::data_file::{DataFile, NewestRecords, ScanEnd, scan_records};
 use crate::element::Element;
 use crate::error::{Error, IoContext, Result};
 use crate::format::header::{FormatHeader, StoreShape};
 use crate::format::manifest::Manifest;
 use crate::format::{HEADER_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_SUFFIX, WAL_DIR, data_file_name, snapshot_file_name};
-use crate::ids::{Generation, Lsn, Slot};
+use crate::ids::{Generation, Lsn, SegmentNo, Slot};
 use crate::index::{Base, Index, Rebuild};
 use crate::io::Io;
 use crate::layout::{check_format_header, read_manifest};
@@ -208,11 +208,25 @@ fn lock(io: &Io, dir: &Path) -> Result<fs::File> {
     }
 }
 
-/// Removes temporary files and files no checkpoint refers to.
-fn remove_leftovers(io: &Io, dir: &Path, m: &Manifest, report: &mut Vec<PathBuf>) -> Result<()> {
+/// Removes temporary files and files no checkpoint refers to, and returns
+/// the WAL segments older than the manifest's, which are left for the next
+/// checkpoint to remove (every clean close leaves the segment before the
+/// last checkpoint's, and removing it here would make every open sync the
+/// directory). The directory is synced before the first removal: the
+/// manifest just read may be one whose rename is not yet durable (a crash
+/// between a rename and its directory sync), and the files an older
+/// manifest would still need must outlive it. With nothing to remove,
+/// nothing is synced here; the first write does it (`DirSync`).
+fn remove_leftovers(
+    io: &Io,
+    dir: &Path,
+    m: &Manifest,
+    dir_sync: &DirSync,
+    report: &mut Vec<PathBuf>,
+) -> Result<Vec<SegmentNo>> {
     let keep_snapshot = m.has_snapshot.then(|| snapshot_file_name(m.generation, m.checkpoint_lsn));
     let keep_data = data_file_name(m.generation);
-    let mut removed_any = false;
+    let mut in_dir = Vec::new();
     for entry in fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
         let entry = entry.context(|| format!("listing {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -220,25 +234,34 @@ fn remove_leftovers(io: &Io, dir: &Path, m: &Manifest, report: &mut Vec<PathBuf>
             || (name.starts_with("snapshot-") && Some(&name) != keep_snapshot.as_ref())
             || (name.starts_with("data-") && name.ends_with(".qvd") && name != keep_data);
         if stray && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-            io.remove_file(&entry.path()).context(|| format!("removing {}", entry.path().display()))?;
-            report.push(entry.path());
-            removed_any = true;
+            in_dir.push(entry.path());
         }
     }
     let wal = dir.join(WAL_DIR);
+    let mut in_wal = Vec::new();
+    let mut obsolete = Vec::new();
     for entry in fs::read_dir(&wal).context(|| format!("listing {}", wal.display()))? {
         let entry = entry.context(|| format!("listing {}", wal.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let obsolete = crate::format::parse_wal_segment_name(&name).is_some_and(|s| s < m.wal_segment);
-        if name.ends_with(TEMP_SUFFIX) || obsolete {
-            io.remove_file(&entry.path()).context(|| format!("removing {}", entry.path().display()))?;
-            report.push(entry.path());
+        if name.ends_with(TEMP_SUFFIX) {
+            in_wal.push(entry.path());
+        } else if let Some(segment) = crate::format::parse_wal_segment_name(&name).filter(|&s| s < m.wal_segment) {
+            obsolete.push(SegmentNo::from(segment));
         }
     }
-    if removed_any {
+    obsolete.sort_unstable();
+    if in_dir.is_empty() && in_wal.is_empty() {
+        return Ok(obsolete);
+    }
+    dir_sync.ensure(io, dir)?;
+    for path in in_dir.iter().chain(&in_wal) {
+        io.remove_file(path).context(|| format!("removing {}", path.display()))?;
+        report.push(path.clone());
+    }
+    if !in_dir.is_empty() {
         io.sync_dir(dir).context(|| format!("syncing {}", dir.display()))?;
     }
-    Ok(())
+    Ok(obsolete)
 }
 
 /// The index over the snapshot named by the manifest: the file mapped as
@@ -353,11 +376,8 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     let generation = Generation::from(manifest.generation);
     let data = Arc::new(DataFile::open(io, dir, generation, shape, options.map_window_bytes as usize, true)?);
     check_end_slot_possible(dir, &manifest, &data)?;
-    // The manifest read above may be one whose rename is not yet durable (a
-    // crash between a rename and its directory sync): make it so before
-    // removing anything an older manifest would still need.
-    io.sync_dir(dir).context(|| format!("syncing {}", dir.display()))?;
-    remove_leftovers(io, dir, &manifest, &mut report.files_removed)?;
+    let dir_sync = DirSync::default();
+    let obsolete_segments = remove_leftovers(io, dir, &manifest, &dir_sync, &mut report.files_removed)?;
 
     let (mut index, snapshot) = load_index(dir, &manifest, &data)?;
     // The checkpoint's position until replay applies later batches.
@@ -376,7 +396,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
     let writer = Writer {
         wal,
         append: AppendState::recovered(Lsn::from(next_lsn), next_slot, allocated_bytes),
-        checkpoints: CheckpointState::new(manifest, options.checkpoint_wal_bytes),
+        checkpoints: CheckpointState::new(manifest, options.checkpoint_wal_bytes).with_obsolete(obsolete_segments),
         overlay: SyncOverlay::default(),
         record_buf: Vec::new(),
         payload_buf: Vec::new(),
@@ -397,6 +417,7 @@ fn recover<T: Element>(io: &Io, dir: &Path, shape: StoreShape, options: &StoreOp
         wal_handle: Mutex::new(wal_handle),
         poison: super::poison::Poison::default(),
         closed: AtomicBool::new(false),
+        dir_sync,
         compacting: AtomicBool::new(false),
         counters: Counters::default(),
         recovery: report,

@@ -50,6 +50,7 @@ pub struct RecoveryReport {
     pub batches_replayed: u64,
     /// The torn tail cut off, if any.
     pub torn_tail: Option<TornTail>,
-    /// Leftover temporary or obsolete files removed.
+    /// Leftover temporary or unreferenced files removed (WAL segments older
+    /// than the checkpoint are left for the next checkpoint to delete).
     pub files_removed: Vec<PathBuf>,
 }

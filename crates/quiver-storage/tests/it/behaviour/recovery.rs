@@ -291,3 +291,71 @@ fn torn_segment_followed_by_a_segment_with_batches_is_damage() {
         |t: &[(PathBuf, Vec<u8>)]| t.iter().filter(|(p, _)| p.starts_with(&wal)).cloned().collect::<Vec<_>>();
     assert_same_tree(&wal_files(&before), &wal_files(&after), "the refused open changed the WAL");
 }
+
+// Proves a clean open syncs nothing (so it costs the same at any size and
+// does not wait for the disk), and that the first write syncs the store
+// directory before it is acknowledged, at every durability level: while
+// that sync fails, writes fail and are not stored, without poisoning the
+// store; once it succeeds, the write is stored and survives a reopen.
+#[test]
+fn clean_open_leaves_the_directory_sync_to_the_first_write() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use quiver_storage::io::{FaultAction, IoStep};
+
+    use super::{EIO, injector, os_error};
+
+    for level in [Durability::Sync, Durability::Buffered, Durability::Deferred] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = store_path(&dir);
+        let opts = small(4).durability(level);
+        {
+            let s = open(&path, &opts);
+            s.store(1, &vector(1, 0, 4)).expect("store");
+            s.close().expect("close");
+        }
+        let store_dir = std::fs::canonicalize(&path).expect("resolve");
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let dir_syncs = Arc::new(Mutex::new(Vec::new()));
+        let fail_dir_sync = Arc::new(AtomicBool::new(false));
+        let faults = {
+            let (syncs, dir_syncs, fail, store_dir) =
+                (Arc::clone(&syncs), Arc::clone(&dir_syncs), Arc::clone(&fail_dir_sync), store_dir.clone());
+            injector(move |step| match step {
+                IoStep::SyncDir { path } => {
+                    syncs.fetch_add(1, Ordering::SeqCst);
+                    dir_syncs.lock().expect("lock").push(path.to_path_buf());
+                    if path == store_dir && fail.load(Ordering::SeqCst) {
+                        FaultAction::Fail(os_error(EIO))
+                    } else {
+                        FaultAction::Proceed
+                    }
+                }
+                IoStep::SyncData { path } | IoStep::SyncAll { path } => {
+                    syncs.fetch_add(1, Ordering::SeqCst);
+                    dir_syncs.lock().expect("lock").push(path.to_path_buf());
+                    FaultAction::Proceed
+                }
+                _ => FaultAction::Proceed,
+            })
+        };
+        let s = open(&path, &opts.clone().fault_injector(faults));
+        assert_eq!(syncs.load(Ordering::SeqCst), 0, "{level:?}: a clean open synced {:?}", dir_syncs.lock());
+        assert_eq!(s.retrieve(1), Some(vector(1, 0, 4)), "{level:?}: reads need no sync");
+        fail_dir_sync.store(true, Ordering::SeqCst);
+        let e = s.store(2, &vector(2, 0, 4)).expect_err("the directory sync failed");
+        assert!(!matches!(e, Error::Poisoned { .. }), "{level:?}: a failed directory sync need not poison: {e}");
+        assert!(!s.contains(2), "{level:?}: a write whose directory sync failed is stored");
+        fail_dir_sync.store(false, Ordering::SeqCst);
+        s.store(2, &vector(2, 0, 4)).expect("the next write syncs the directory and is stored");
+        assert_eq!(
+            dir_syncs.lock().expect("lock").first(),
+            Some(&store_dir),
+            "{level:?}: the store directory is the first thing synced"
+        );
+        s.close().expect("close");
+        let s = open(&path, &opts);
+        assert_eq!((s.retrieve(1), s.retrieve(2)), (Some(vector(1, 0, 4)), Some(vector(2, 0, 4))));
+    }
+}
