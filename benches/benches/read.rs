@@ -4,8 +4,12 @@
 //! a `Snapshot` (issue 8: <= 1.0x), plus the lookup alone (the first element
 //! only: <= 1.1x).
 //!
+//! With `QUIVER_BENCH_REOPEN=1` the store is closed and reopened after the
+//! import, so every lookup goes through the mapped snapshot (the index's
+//! base) instead of the in-memory shards a fresh import fills.
+//!
 //! `cargo bench -p quiver-benches --bench read` (QUIVER_BENCH_VECTORS,
-//! QUIVER_BENCH_RUNS, QUIVER_BENCH_READS).
+//! QUIVER_BENCH_RUNS, QUIVER_BENCH_READS, QUIVER_BENCH_REOPEN).
 
 use std::hint::black_box;
 
@@ -20,7 +24,8 @@ fn main() {
     let runs = env_or("QUIVER_BENCH_RUNS", 5) as usize;
     let reads = env_or("QUIVER_BENCH_READS", 1_000_000);
     let dir = tempfile::tempdir_in(std::env::var("QUIVER_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
-    let store: VectorStore<f32> = VectorStore::open(dir.path().join("store"), DIM).expect("open");
+    let reopen = env_or("QUIVER_BENCH_REOPEN", 0) == 1;
+    let mut store: VectorStore<f32> = VectorStore::open(dir.path().join("store"), DIM).expect("open");
     store.reserve_capacity(count as usize).expect("reserve");
     let mut map: FxHashMap<u64, Box<[f32]>> = FxHashMap::default();
     map.reserve(count as usize);
@@ -31,6 +36,11 @@ fn main() {
         for (id, v) in vs {
             map.insert(id, v.into_boxed_slice());
         }
+    }
+    if reopen {
+        store.close().expect("close");
+        store = VectorStore::open(dir.path().join("store"), DIM).expect("reopen");
+        eprintln!("reopened: {:?}", store.recovery_report().snapshot);
     }
     let order = random_ids(count, reads, 42);
     let snapshot = store.snapshot();

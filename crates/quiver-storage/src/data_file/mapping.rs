@@ -282,6 +282,7 @@ impl ImmutableFile {
     }
 
     /// The mapped bytes.
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: the whole region is below the file's length and never
         // written again (see `map`); the borrow is tied to `self`, which

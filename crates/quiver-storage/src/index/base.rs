@@ -58,6 +58,10 @@ struct MappedTable {
     path: PathBuf,
     file: ImmutableFile,
     header: SnapshotHeader,
+    /// `header.table_offset()` and `header.bucket_count`, kept at hand for
+    /// the probe.
+    table_offset: usize,
+    bucket_count: u64,
     /// One bit per block: set once the block has passed its check.
     checked: Box<[AtomicU64]>,
     /// Why a block failed its check, set by the first failure.
@@ -90,6 +94,8 @@ impl Base {
             table: Some(MappedTable {
                 path: path.to_path_buf(),
                 file: mapped,
+                table_offset: header.table_offset() as usize,
+                bucket_count: header.bucket_count,
                 header,
                 checked: (0..words).map(|_| AtomicU64::new(0)).collect(),
                 damage: OnceLock::new(),
@@ -153,8 +159,9 @@ impl Base {
 }
 
 impl MappedTable {
+    #[inline]
     fn buckets(&self) -> &[u8] {
-        &self.file.bytes()[self.header.table_offset() as usize..]
+        &self.file.bytes()[self.table_offset..]
     }
 
     #[inline]
@@ -162,7 +169,7 @@ impl MappedTable {
         if let Some(f) = self.fallback.get() {
             return f.map.get(&id).copied();
         }
-        let n = self.header.bucket_count;
+        let n = self.bucket_count;
         if n == 0 {
             return None;
         }

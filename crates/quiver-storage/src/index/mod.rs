@@ -215,7 +215,10 @@ impl IndexView {
     /// The slot of `id`.
     #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<Slot> {
-        resolve(self.shards[shard_of(id)].get(&id).copied(), &self.base, id)
+        let shard = &self.shards[shard_of(id)];
+        // After a reopen most shards hold nothing: skip hashing into them.
+        let in_shard = if shard.is_empty() { None } else { shard.get(&id).copied() };
+        resolve(in_shard, &self.base, id)
     }
 
     /// Every `(id, slot)`, unordered.
