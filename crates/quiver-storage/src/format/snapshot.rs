@@ -301,6 +301,7 @@ impl TableImage {
     /// size it first ([`TableImage::fits`]).
     pub fn insert(&mut self, id: u64, slot: u64) -> Option<u64> {
         assert!(slot != EMPTY_SLOT, "the empty marker is not a slot");
+        assert!(!self.buckets.is_empty(), "the table is full; size it first");
         match self.find(id) {
             Ok(i) => {
                 self.mark(i);

@@ -16,8 +16,13 @@
 //! file. If the data file below the checkpoint is damaged as well (two
 //! independent faults), the ids of the damaged blocks are lost: the base
 //! keeps the entries of every block that checks, answers "absent" for the
-//! rest, counts only what it kept, and says so in [`Base::damage`]; the
-//! snapshot file is then left as it is, for whoever repairs the store.
+//! rest, counts only what it kept, and says so in [`Base::damage`] and
+//! [`Base::loss`]; checkpoints and compactions are then refused, so the
+//! damaged snapshot stays as it is, for whoever repairs the store.
+//!
+//! A listing checks every block, and then also that the blocks hold the
+//! header's count of entries; a file that disagrees with itself is damage
+//! too.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -64,6 +69,9 @@ struct MappedTable {
     bucket_count: u64,
     /// One bit per block: set once the block has passed its check.
     checked: Box<[AtomicU64]>,
+    /// Entries counted in the blocks checked so far (each block once), so
+    /// a listing can hold the header's count against the file's.
+    counted: AtomicU64,
     /// Why a block failed its check, set by the first failure.
     damage: OnceLock<String>,
     /// What the base answers from once a block has failed.
@@ -98,6 +106,7 @@ impl Base {
                 bucket_count: header.bucket_count,
                 header,
                 checked: (0..words).map(|_| AtomicU64::new(0)).collect(),
+                counted: AtomicU64::new(0),
                 damage: OnceLock::new(),
                 fallback: OnceLock::new(),
                 loss: OnceLock::new(),
@@ -115,9 +124,11 @@ impl Base {
         })
     }
 
-    /// Whether the base holds no id (then it is never probed).
+    /// Whether the base has no bucket to probe (then it is never probed).
+    /// Decided by the table's shape, not by its header's count, so a base
+    /// is either consulted everywhere or nowhere.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.table.as_ref().is_none_or(|t| t.bucket_count == 0)
     }
 
     /// The slot of `id` in the base.
@@ -140,11 +151,18 @@ impl Base {
         self.table.as_ref().and_then(|t| t.fallback.get()).is_some_and(|f| f.whole)
     }
 
+    /// What was lost, if a block failed its check and the data file could
+    /// not rebuild it: while this is set, nothing may write a snapshot or a
+    /// generation from the index, or the loss would become permanent.
+    pub(crate) fn loss(&self) -> Option<&str> {
+        self.table.as_ref().and_then(|t| t.loss.get().map(String::as_str))
+    }
+
     /// Every `(id, slot)` in the base. Checks every block first, so a
     /// damaged block switches to the rebuilt entries before any is listed.
     pub(crate) fn entries(&self) -> Box<dyn Iterator<Item = (u64, Slot)> + '_> {
         let Some(t) = self.table.as_ref() else { return Box::new(std::iter::empty()) };
-        if (0..t.header.block_count()).all(|b| t.block_ok(b)) {
+        if (0..t.header.block_count()).all(|b| t.block_ok(b)) && t.count_agrees() {
             let table = t.buckets();
             Box::new(
                 (0..t.header.bucket_count)
@@ -197,6 +215,22 @@ impl MappedTable {
         None
     }
 
+    /// With every block checked: whether they hold the header's count of
+    /// entries (a file whose every checksum holds can still disagree with
+    /// itself only if its writer was wrong; it is then treated as damage).
+    fn count_agrees(&self) -> bool {
+        let counted = self.counted.load(Ordering::Relaxed);
+        if counted == self.header.entry_count {
+            return true;
+        }
+        let _ = self.damage.set(format!(
+            "{} holds {counted} entries in its blocks; its header says {}",
+            self.path.display(),
+            self.header.entry_count
+        ));
+        false
+    }
+
     /// Whether block `block` has passed its check (checking it now if no
     /// reader has yet). Relaxed is enough: the bytes never change, so a
     /// reader that sees the bit reads the very bytes that were checked.
@@ -208,7 +242,10 @@ impl MappedTable {
         }
         match check_block(&self.header, self.file.bytes(), block) {
             Ok(()) => {
-                self.checked[word].fetch_or(bit, Ordering::Relaxed);
+                // Counted by the one caller that sets the bit.
+                if self.checked[word].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+                    self.counted.fetch_add(self.entries_in_block(block), Ordering::Relaxed);
+                }
                 true
             }
             Err(e) => {
@@ -221,6 +258,13 @@ impl MappedTable {
                 false
             }
         }
+    }
+
+    /// The number of non-empty buckets in block `block`.
+    fn entries_in_block(&self, block: u64) -> u64 {
+        let table = self.buckets();
+        let first = block * BLOCK_BUCKETS as u64;
+        (first..first + BLOCK_BUCKETS as u64).filter(|&i| bucket_at(table, i).1 != EMPTY_SLOT).count() as u64
     }
 
     /// The entries rebuilt from the data file, or, if that fails too, the
@@ -325,6 +369,30 @@ mod tests {
         assert!(base.damage().is_some_and(|d| d.contains("block 1")), "{:?}", base.damage());
         assert!(base.needs_rewrite(), "a whole rebuild makes the next checkpoint replace the file");
         assert_eq!(base.entries().count(), 2_000);
+    }
+
+    // Proves a file whose every checksum holds but whose blocks disagree
+    // with its header's count (what only a wrong writer could make) is
+    // treated as damage when a listing checks every block: the base answers
+    // from the rebuild, and the next checkpoint is told to replace the file.
+    #[test]
+    fn a_count_that_disagrees_with_the_blocks_is_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let entries: Vec<(u64, u64)> = (0..10u64).map(|i| (i, i)).collect();
+        let path = write(dir.path(), &entries);
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[32..40].copy_from_slice(&9u64.to_le_bytes());
+        let crc = crate::format::crc32(0, &bytes[..60]);
+        bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &bytes).expect("write the miscounted file");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let base = Base::open(&path, (1, 5, 1_000_000), rebuilt_from(entries.clone(), Arc::clone(&calls)))
+            .expect("the header and checksums hold");
+        assert_eq!(base.len(), 9, "before a listing, the header's count");
+        assert_eq!(base.entries().count(), 10);
+        assert_eq!((base.len(), calls.load(Ordering::Relaxed)), (10, 1), "the rebuild's count, after one rebuild");
+        assert!(base.damage().is_some_and(|d| d.contains("header says 9")), "{:?}", base.damage());
+        assert!(base.needs_rewrite());
     }
 
     // Proves two independent faults (a damaged block and a data file that

@@ -133,6 +133,9 @@ pub(crate) struct Index {
     shards: Box<[RwLock<Arc<Map>>]>,
     /// The ids the shards do not know about (module docs).
     base: Arc<Base>,
+    /// Set once a snapshot of this index has been installed (see
+    /// `base_needs_rewrite`).
+    base_rewritten: std::sync::atomic::AtomicBool,
     /// The ids the shards add to the base's count (negative when they
     /// remove more than they add), stored once per batch inside its version
     /// window. The base's own count only changes if a damaged block's ids
@@ -259,6 +262,7 @@ impl Index {
                 .map(|_| RwLock::new(Arc::new(Map::with_capacity_and_hasher(per, Default::default()))))
                 .collect(),
             delta: AtomicI64::new(0),
+            base_rewritten: std::sync::atomic::AtomicBool::new(false),
             base,
             apply_lock: Mutex::new(()),
             version: AtomicU64::new(0),
@@ -297,9 +301,21 @@ impl Index {
 
     /// Whether the next checkpoint must write a new snapshot although
     /// nothing changed: a block of the base failed its check and was
-    /// rebuilt whole.
+    /// rebuilt whole, and no snapshot has been written since.
     pub(crate) fn base_needs_rewrite(&self) -> bool {
-        self.base.needs_rewrite()
+        self.base.needs_rewrite() && !self.base_rewritten.load(Ordering::Acquire)
+    }
+
+    /// Records that a snapshot of this index has been installed, so a
+    /// damaged base no longer calls for one.
+    pub(crate) fn snapshot_written(&self) {
+        self.base_rewritten.store(true, Ordering::Release);
+    }
+
+    /// What was lost, if a damaged block of the base could not be rebuilt
+    /// (see `base`): nothing may then be written from this index.
+    pub(crate) fn base_loss(&self) -> Option<&str> {
+        self.base.loss()
     }
 
     /// Whether the index is empty.
@@ -314,7 +330,7 @@ impl Index {
 
     /// All `(id, slot)` pairs, as one consistent snapshot.
     pub(crate) fn entries(&self) -> Vec<(u64, Slot)> {
-        let hint = self.len_estimate();
+        let hint = self.len_estimate().max(self.len());
         let mut out =
             self.snapshot(|| Vec::with_capacity(hint), |out, _, map| out.extend(map.iter().map(|(&i, &s)| (i, s))));
         if !self.base.is_empty() {
@@ -332,7 +348,7 @@ impl Index {
     /// copies that shard's table first, under its upgradable lock, so the
     /// tables returned never change (see `grow_shard_with`).
     pub(crate) fn shared_shards(&self) -> (IndexView, usize, Lsn, Slot) {
-        let (shards, len, lsn, end) = self.snapshot(
+        let (shards, delta, lsn, end) = self.snapshot(
             // Read right after the version check that starts each attempt:
             // `apply_batch` stores the position inside the version window,
             // so an attempt that is accepted read the position of the same
@@ -347,7 +363,7 @@ impl Index {
             },
             |acc, _, map| acc.0.push(Arc::clone(map)),
         );
-        let view = IndexView { shards: shards.into_boxed_slice(), base: Arc::clone(&self.base), delta: len };
+        let view = IndexView { shards: shards.into_boxed_slice(), base: Arc::clone(&self.base), delta };
         let len = view.len();
         (view, len, lsn, end)
     }
@@ -360,10 +376,11 @@ impl Index {
         *self.end_slot.get_mut() = end_slot.get();
     }
 
-    /// The number of ids, summed shard by shard without the version check:
-    /// a capacity hint for a snapshot, never a promise.
+    /// The entries the shards hold (not the base's ids, which cost no
+    /// heap), summed shard by shard without the version check: a capacity
+    /// hint, never a promise.
     fn len_estimate(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum::<usize>().max(self.len())
+        self.shards.iter().map(|s| s.read().len()).sum()
     }
 
     /// Folds every shard into an accumulator made by `fresh`, as one

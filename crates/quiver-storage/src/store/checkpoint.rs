@@ -113,6 +113,12 @@ impl<T: Element> VectorStore<T> {
             self.set_poisoned(&err);
             return Err(err);
         }
+        // Ids of a damaged snapshot block that the data file could not
+        // rebuild are missing from the index: a snapshot written from it
+        // would make that loss permanent and delete the damaged file.
+        if let Some(loss) = g.index.base_loss() {
+            return Err(Error::Corrupted { path: self.dir.clone(), offset: 0, reason: loss.to_string() });
+        }
         let lsn = w.append.last_lsn();
         let end_slot = w.append.next_slot();
         let generation = g.data.generation();
@@ -129,19 +135,26 @@ impl<T: Element> VectorStore<T> {
             return Ok(());
         }
 
-        // 1. The snapshot. Until the manifest names it, it is just a file.
+        // 1. The snapshot. Until the manifest names it, it is just a file
+        // (unless it replaced, under the same name, the one the manifest
+        // names: a rewrite of a damaged snapshot at an unchanged LSN).
         self.write_snapshot(&g.index, generation, lsn, end_slot)?;
-        drop(g);
         let snapshot_name = snapshot_file_name(generation.get(), lsn.get());
+        let m = w.checkpoints.manifest();
+        let named_already = m.has_snapshot && snapshot_file_name(m.generation, m.checkpoint_lsn) == snapshot_name;
 
         // 2. The next WAL segment, so the manifest can name where replay
         // starts. A failure here leaves the old checkpoint in force.
         let new_wal = self.start_segment(w).inspect_err(|_| {
-            let _ = self.io.remove_file(&self.dir.join(&snapshot_name));
+            if !named_already {
+                let _ = self.io.remove_file(&self.dir.join(&snapshot_name));
+            }
         })?;
 
         // 3. The commit point, then cleanup.
-        self.install_checkpoint(w, generation, lsn, end_slot, new_wal)
+        self.install_checkpoint(w, generation, lsn, end_slot, new_wal)?;
+        g.index.snapshot_written();
+        Ok(())
     }
 
     /// Replaces the manifest with one naming `generation`'s snapshot at

@@ -216,6 +216,12 @@ impl<T: Element> VectorStore<T> {
                 self.wait_durable(written, false)?;
             }
             let live = self.current().index.entries();
+            // Listing checked every block of the snapshot: ids it lost (a
+            // damaged block the data file could not rebuild) must not be
+            // made permanent by a generation built without them.
+            if let Some(loss) = self.current().index.base_loss() {
+                return Err(Error::Corrupted { path: self.dir.clone(), offset: 0, reason: loss.to_string() });
+            }
             (live, w.append.last_lsn(), w.append.next_slot(), w.append.reserved_slots_ahead())
         };
         live.sort_unstable_by_key(|&(_, slot)| slot);

@@ -299,7 +299,12 @@ impl<T: Element> VectorStore<T> {
             return Err(Error::Closed);
         }
         self.poison.check()?;
-        self.dir_sync.ensure(&self.io, &self.dir)?;
+        // A failed sync is not retried: a later success would prove nothing
+        // about the rename it had to make durable (module docs of `poison`).
+        if let Err(e) = self.dir_sync.ensure(&self.io, &self.dir) {
+            self.set_poisoned(&e);
+            return Err(e);
+        }
         Ok(w)
     }
 
@@ -352,8 +357,8 @@ pub(super) struct DirSync {
 }
 
 impl DirSync {
-    /// Syncs `dir` unless that was done since open. An error leaves it to
-    /// be tried again by the next caller.
+    /// Syncs `dir` unless that was done since open. On an error the caller
+    /// poisons the store: the sync is never retried.
     pub(super) fn ensure(&self, io: &Io, dir: &std::path::Path) -> Result<()> {
         if self.synced.load(Ordering::Acquire) {
             return Ok(());

@@ -94,7 +94,7 @@ impl Drop for WriterLock<'_> {
         let obsolete: Vec<PathBuf> = std::mem::take(&mut guard.obsolete_files);
         drop(guard);
         // Nothing depends on these removals: a file left behind is removed
-        // by the next `open` (a WAL segment also by a later checkpoint).
+        // by the next `open` (a WAL segment by a later checkpoint).
         // They run on the thread that releases the lock — a commit that
         // triggered an automatic checkpoint pays for them, after its batch
         // is visible and without holding anyone up.

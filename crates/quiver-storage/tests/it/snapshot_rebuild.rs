@@ -186,6 +186,9 @@ fn reopen_with_a_damaged_block(path: &Path, model: &Model) {
         );
         assert_holds(&s, model, "damaged block, first open");
         s.checkpoint().expect("the checkpoint replaces the damaged snapshot");
+        let manifest = fs::read(path.join("MANIFEST")).expect("read the manifest");
+        s.checkpoint().expect("a second checkpoint");
+        assert_eq!(fs::read(path.join("MANIFEST")).expect("read"), manifest, "once replaced, nothing to rewrite");
     }
     let fresh = fs::read(&snapshot_files(path)[0]).expect("read the new snapshot");
     assert_ne!(fresh, damaged, "the damaged snapshot was replaced");
@@ -338,4 +341,48 @@ fn stale_snapshot_in_place_of_the_current_one_is_rebuilt() {
         }
         assert_holds(&s, &model, &format!("stale snapshot, open {round}"));
     }
+}
+
+// Proves two independent faults, a damaged snapshot block and a damaged
+// record below the checkpoint (so the data file cannot rebuild the block),
+// never become a silent, permanent loss: the ids that can still be read are
+// read right, `verify` reports the loss, and checkpoints, `close` and
+// compaction are refused rather than write a snapshot or a generation
+// without the lost ids; the damaged snapshot stays on disk as it was.
+#[test]
+fn a_loss_is_reported_and_never_made_permanent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = store_path(&dir);
+    let model = {
+        let s = open(&path, &small(DIM));
+        let model = write_and_checkpoint(&s);
+        s.close().expect("close");
+        model
+    };
+    damage(&path, Damage::FlipEntryBit);
+    let data = path.join("data-00000001.qvd");
+    let mut bytes = fs::read(&data).expect("read the data file");
+    // Slot 0's record header, just past the 4 KiB data file header.
+    bytes[4096 + 8] ^= 0x01;
+    fs::write(&data, &bytes).expect("damage record 0");
+    let snapshot = snapshot_files(&path)[0].clone();
+    let damaged_snapshot = fs::read(&snapshot).expect("read the snapshot");
+
+    let s = open(&path, &small(DIM));
+    let ids = s.ids();
+    assert!(ids.len() < model.len(), "the damaged block's ids are lost ({} of {})", ids.len(), model.len());
+    assert_eq!(s.len(), ids.len(), "the count follows what is left");
+    for id in &ids {
+        assert_eq!(s.retrieve(*id).as_ref(), model.get(id), "id {id} is read right");
+    }
+    let report = s.verify().expect("verify runs");
+    assert!(report.problems.iter().any(|p| p.reason.contains("lost")), "{:?}", report.problems);
+    s.store(10_000, &vector(10_000, 0, DIM)).expect("writes go on, into the WAL");
+    let refused = s.checkpoint().expect_err("a checkpoint would make the loss permanent").to_string();
+    assert!(refused.contains("lost"), "{refused}");
+    assert!(s.begin_compaction(quiver_storage::Headroom::new(0.0, 0)).is_err(), "a compaction would too");
+    assert!(s.close().is_err(), "close checkpoints, so it is refused too");
+    assert_eq!(fs::read(&snapshot).expect("read"), damaged_snapshot, "the damaged snapshot is kept for repair");
+    let s = open(&path, &small(DIM));
+    assert_eq!(s.retrieve(10_000), Some(vector(10_000, 0, DIM)), "the write after the loss was kept");
 }
